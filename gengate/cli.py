@@ -1,0 +1,302 @@
+"""The `gengate` command: serve, emulate, keys, channels (interface.md "Install and run").
+
+The CLI writes the database directly and never needs a running server; a running server sees the
+change from its next request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from gengate.config import Settings, load_settings
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="gengate: one gateway for many AI providers.")
+keys_app = typer.Typer(no_args_is_help=True, help="Client keys.")
+channels_app = typer.Typer(no_args_is_help=True, help="Upstream channels.")
+app.add_typer(keys_app, name="keys")
+app.add_typer(channels_app, name="channels")
+console = Console(stderr=True)
+
+DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Where SQLite, files and keys live.")]
+_root: dict[str, Any] = {}
+
+
+@app.callback()
+def _main(data_dir: DataDir = None, config: Annotated[Path | None, typer.Option(help="Config file (TOML).")] = None
+          ) -> None:
+    _root["data_dir"] = data_dir
+    _root["config"] = config
+
+
+def _settings(data_dir: Path | None = None, **overrides: Any) -> Settings:
+    return load_settings({"data_dir": data_dir or _root.get("data_dir"), "config": _root.get("config"),
+                          **overrides})
+
+
+def _run(coro_fn: Any, settings: Settings) -> Any:
+    from gengate.core.crypto import SecretBox, load_master_key
+    from gengate.core.errors import GengateError
+    from gengate.db.engine import Database
+
+    async def go() -> Any:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        db = Database(settings.resolved_database_url)
+        try:
+            await db.migrate()
+            box = SecretBox(load_master_key(settings.secret_key, settings.data_dir))
+            return await coro_fn(db, box)
+        finally:
+            await db.dispose()
+
+    try:
+        return asyncio.run(go())
+    except GengateError as exc:
+        console.print(f"[red]error:[/red] {exc.message}")
+        raise typer.Exit(2) from None
+
+
+# ------------------------------------------------------------------------------------------ serve
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 8000,
+    data_dir: DataDir = None,
+    sandbox: Annotated[bool, typer.Option("--sandbox", help="Built-in emulated upstreams.")] = False,
+    workers: Annotated[int, typer.Option(min=1)] = 1,
+    public_url: Annotated[str | None, typer.Option("--public-url")] = None,
+    access_log: Annotated[bool, typer.Option("--access-log")] = False,
+) -> None:
+    """Run the gateway."""
+    import uvicorn
+
+    overrides = {"host": host, "port": port, "data_dir": data_dir, "sandbox": sandbox or None,
+                 "workers": workers, "public_url": public_url}
+    settings = _settings(**overrides)
+    # Worker processes build their settings from the environment: hand the flags over through it.
+    os.environ["GENGATE_DATA_DIR"] = str(settings.data_dir.resolve())
+    os.environ["GENGATE_HOST"] = settings.host
+    os.environ["GENGATE_PORT"] = str(settings.port)
+    os.environ["GENGATE_SANDBOX"] = "1" if settings.sandbox else "0"
+    if settings.public_url:
+        os.environ["GENGATE_PUBLIC_URL"] = settings.public_url
+    if _root.get("config"):
+        os.environ["GENGATE_CONFIG"] = str(_root["config"])
+    _configure_logging(settings.log_level)
+    uvicorn.run("gengate.app:create_app", factory=True, host=settings.host, port=settings.port,
+                workers=settings.workers if settings.workers > 1 else None, access_log=access_log,
+                log_level=settings.log_level, timeout_graceful_shutdown=5, lifespan="on",
+                proxy_headers=False, server_header=False)
+
+
+def _configure_logging(level: str) -> None:
+    import logging
+
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@app.command()
+def emulate(
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 9000,
+    secret: Annotated[str, typer.Option(help="Accepted upstream secret(s), comma-separated.")] = "sandbox-secret",
+    task_seconds: Annotated[float, typer.Option("--task-seconds", help="Longest time a task takes.")] = float(
+        os.environ.get("GENGATE_SANDBOX_TASK_SECONDS", "10")),
+    state_dir: Annotated[Path | None, typer.Option("--state-dir", help="Keep emulator state here.")] = None,
+) -> None:
+    """Serve only the emulated upstreams."""
+    import uvicorn
+
+    from gengate.emulator.app import build_emulator_app
+
+    public = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+    emu = build_emulator_app(secret=secret, task_seconds=(task_seconds * 0.3, task_seconds),
+                             state_dir=state_dir, public_base=public)
+    _configure_logging("warning")
+    uvicorn.run(emu, host=host, port=port, access_log=False, log_level="warning", server_header=False)
+
+
+# ------------------------------------------------------------------------------------------ keys
+def _parse_expiry(raw: str | None) -> float | None:
+    if raw is None:
+        return None
+    try:
+        dt = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        console.print(f"[red]error:[/red] --expires must be ISO-8601, got {raw!r}")
+        raise typer.Exit(2) from None
+    if dt.tzinfo is None:
+        from datetime import UTC
+
+        dt = dt.replace(tzinfo=UTC)
+    return dt.timestamp()
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Option("--name")],
+    credits: Annotated[int | None, typer.Option("--credits", min=0)] = None,
+    models: Annotated[str | None, typer.Option("--models", help="Comma-separated model patterns.")] = None,
+    expires: Annotated[str | None, typer.Option("--expires", help="ISO-8601")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Create a client key; it is printed once, as the last line of stdout."""
+    from gengate.core.keys import create_key
+
+    expires_at = _parse_expiry(expires)
+
+    async def go(db: Any, box: Any) -> tuple[int, str, str]:
+        async with db.write() as conn:
+            return await create_key(conn, box, name=name, credits=credits, models=models, expires_at=expires_at)
+
+    _id, plain, whsec = _run(go, _settings(data_dir))
+    console.print(f"key [bold]{name}[/bold] created (id {_id}); it is shown only once.")
+    console.print(f"webhook secret: {whsec}")
+    sys.stdout.write(plain + "\n")
+
+
+@keys_app.command("list")
+def keys_list(data_dir: DataDir = None, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    from gengate.core.keys import list_keys
+
+    async def go(db: Any, box: Any) -> list[dict[str, Any]]:
+        async with db.read() as conn:
+            return await list_keys(conn)
+
+    rows = _run(go, _settings(data_dir))
+    if as_json:
+        sys.stdout.write(json.dumps(rows) + "\n")
+        return
+    table = Table("id", "name", "key", "credits", "models", "expires", "revoked")
+    for r in rows:
+        table.add_row(str(r["id"]), r["name"], r["hint"], "unlimited" if r["credits"] is None else str(r["credits"]),
+                      r["models"] or "*", _when(r["expires_at"]), "yes" if r["revoked"] else "")
+    Console().print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(name_or_id: str, data_dir: DataDir = None) -> None:
+    from gengate.core.keys import revoke_key
+
+    async def go(db: Any, box: Any) -> bool:
+        async with db.write() as conn:
+            return await revoke_key(conn, name_or_id)
+
+    if not _run(go, _settings(data_dir)):
+        console.print(f"[red]error:[/red] no active key {name_or_id!r}")
+        raise typer.Exit(1)
+    console.print(f"key {name_or_id} revoked")
+
+
+@keys_app.command("webhook-secret")
+def keys_webhook_secret(name: str, data_dir: DataDir = None) -> None:
+    from gengate.core.keys import webhook_secret
+
+    async def go(db: Any, box: Any) -> str | None:
+        async with db.read() as conn:
+            return await webhook_secret(conn, box, name)
+
+    value = _run(go, _settings(data_dir))
+    if value is None:
+        console.print(f"[red]error:[/red] no key {name!r}")
+        raise typer.Exit(1)
+    sys.stdout.write(value + "\n")
+
+
+def _when(ts: float | None) -> str:
+    return datetime.fromtimestamp(ts).isoformat(timespec="seconds") if ts else ""
+
+
+# ------------------------------------------------------------------------------------------ channels
+@channels_app.command("add")
+def channels_add(
+    provider: Annotated[str, typer.Option("--provider")],
+    base_url: Annotated[str, typer.Option("--base-url")],
+    key: Annotated[list[str], typer.Option("--key", help="Upstream secret; repeat for several.")],
+    name: Annotated[str | None, typer.Option("--name")] = None,
+    models: Annotated[str | None, typer.Option("--models")] = None,
+    priority: Annotated[int, typer.Option("--priority")] = 0,
+    weight: Annotated[int, typer.Option("--weight", min=1)] = 1,
+    max_concurrency: Annotated[int | None, typer.Option("--max-concurrency", min=1)] = None,
+    option: Annotated[list[str] | None, typer.Option("--option", help="K=V provider option.")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Add an upstream channel."""
+    from gengate.core.channels import add_channel
+
+    opts: dict[str, str] = {}
+    for item in option or []:
+        k, sep, v = item.partition("=")
+        if not sep or not k:
+            console.print(f"[red]error:[/red] --option takes K=V, got {item!r}")
+            raise typer.Exit(2)
+        opts[k] = v
+
+    async def go(db: Any, box: Any) -> int:
+        async with db.write() as conn:
+            return await add_channel(conn, box, provider=provider, base_url=base_url, secrets=list(key),
+                                     name=name, models=models, priority=priority, weight=weight,
+                                     max_concurrency=max_concurrency, options=opts)
+
+    channel_id = _run(go, _settings(data_dir))
+    console.print(f"channel {name or provider} added (id {channel_id}, {len(key)} secret(s))")
+    sys.stdout.write(f"{channel_id}\n")
+
+
+@channels_app.command("list")
+def channels_list(data_dir: DataDir = None, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    from gengate.core.channels import list_channels
+
+    async def go(db: Any, box: Any) -> list[dict[str, Any]]:
+        async with db.read() as conn:
+            return await list_channels(conn)
+
+    rows = _run(go, _settings(data_dir))
+    if as_json:
+        sys.stdout.write(json.dumps(rows) + "\n")
+        return
+    table = Table("id", "name", "provider", "base url", "models", "prio", "weight", "status", "secrets")
+    for r in rows:
+        status = "enabled" if r["enabled"] else f"disabled: {r['status_reason'] or ''}"
+        secrets = "; ".join(
+            f"#{s['id']} {s['fingerprint']} {'on' if s['enabled'] else 'off: ' + (s['status_reason'] or '')}"
+            f" run {s['running']}/{s['max_concurrency'] or '-'}" for s in r["secrets"])
+        table.add_row(str(r["id"]), r["name"], r["provider"], r["base_url"], r["models"] or "*",
+                      str(r["priority"]), str(r["weight"]), status, secrets)
+    Console(width=200).print(table)
+
+
+def _set_enabled(name_or_id: str, enabled: bool, data_dir: Path | None) -> None:
+    from gengate.core.channels import set_channel_enabled
+
+    async def go(db: Any, box: Any) -> bool:
+        async with db.write() as conn:
+            return await set_channel_enabled(conn, name_or_id, enabled)
+
+    if not _run(go, _settings(data_dir)):
+        console.print(f"[red]error:[/red] no channel {name_or_id!r}")
+        raise typer.Exit(1)
+    console.print(f"channel {name_or_id} {'enabled' if enabled else 'disabled'}")
+
+
+@channels_app.command("enable")
+def channels_enable(name_or_id: str, data_dir: DataDir = None) -> None:
+    _set_enabled(name_or_id, True, data_dir)
+
+
+@channels_app.command("disable")
+def channels_disable(name_or_id: str, data_dir: DataDir = None) -> None:
+    _set_enabled(name_or_id, False, data_dir)
+
+
+def main() -> None:
+    app()

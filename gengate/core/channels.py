@@ -1,0 +1,236 @@
+"""Upstream accounts: channels and their secrets, selection, per-secret slots, backoff and auto-disable.
+
+The routing table is cached in memory and reloaded when `config_version` (bumped by every change,
+from the CLI or a server) moves, so a running server sees a change from its next request.
+A secret's running slot is a conditional update, so its cap holds across every process.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import delete, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from gengate.core.crypto import SecretBox, fingerprint
+from gengate.core.errors import InvalidRequest
+from gengate.db.models import channel_secrets, channels, settings_kv
+
+PROVIDERS = ("openai", "zhipu", "vidu", "vidu-ent", "kling", "runway", "luma", "suno")
+
+
+@dataclass(frozen=True)
+class Secret:
+    id: int
+    channel_id: int
+    value: str
+    max_concurrency: int | None
+    enabled: bool
+
+    def __repr__(self) -> str:
+        return f"Secret(id={self.id}, channel_id={self.channel_id})"
+
+
+@dataclass(frozen=True)
+class Channel:
+    id: int
+    name: str
+    provider: str
+    base_url: str
+    models: tuple[str, ...] | None
+    priority: int
+    weight: int
+    options: dict[str, str]
+    enabled: bool
+    secrets: tuple[Secret, ...] = field(default=())
+
+    def serves(self, model: str) -> bool:
+        return self.models is None or any(fnmatch.fnmatchcase(model, p) for p in self.models)
+
+
+async def bump_config_version(conn: AsyncConnection) -> None:
+    version = str(time.time_ns())
+    res = await conn.execute(update(settings_kv).where(settings_kv.c.name == "config_version")
+                             .values(value=version))
+    if not res.rowcount:
+        await conn.execute(insert(settings_kv).values(name="config_version", value=version))
+
+
+async def config_version(conn: AsyncConnection) -> str:
+    return await conn.scalar(select(settings_kv.c.value).where(settings_kv.c.name == "config_version")) or ""
+
+
+async def add_channel(conn: AsyncConnection, box: SecretBox, *, provider: str, base_url: str,
+                      secrets: list[str], name: str | None = None, models: str | None = None,
+                      priority: int = 0, weight: int = 1, max_concurrency: int | None = None,
+                      options: dict[str, str] | None = None, upsert: bool = False) -> int:
+    if provider not in PROVIDERS:
+        raise InvalidRequest(f"unknown provider {provider!r}; one of {', '.join(PROVIDERS)}")
+    if not secrets:
+        raise InvalidRequest("at least one --key is required")
+    if not base_url.startswith(("http://", "https://")):
+        raise InvalidRequest("--base-url must be an http(s) URL")
+    name = name or f"{provider}-{int(time.time())}"
+    values = dict(name=name, provider=provider, base_url=base_url.rstrip("/"), models=models or None,
+                  priority=priority, weight=max(1, weight), options=json.dumps(options or {}))
+    existing = await conn.scalar(select(channels.c.id).where(channels.c.name == name))
+    if existing is not None and not upsert:
+        raise InvalidRequest(f"a channel named {name!r} exists already")
+    if existing is not None:
+        channel_id = existing
+        await conn.execute(update(channels).where(channels.c.id == channel_id).values(**values))
+        # Keep secret rows (tasks are bound to them by id) whose value is unchanged.
+        rows = (await conn.execute(select(channel_secrets.c.id, channel_secrets.c.fingerprint)
+                                   .where(channel_secrets.c.channel_id == channel_id))).all()
+        wanted = {fingerprint(s): s for s in secrets}
+        for row in rows:
+            if row.fingerprint in wanted:
+                await conn.execute(update(channel_secrets).where(channel_secrets.c.id == row.id)
+                                   .values(max_concurrency=max_concurrency))
+                wanted.pop(row.fingerprint)
+            else:
+                await conn.execute(update(channel_secrets).where(channel_secrets.c.id == row.id)
+                                   .values(enabled=False, status_reason="removed from the channel"))
+        secrets = list(wanted.values())
+    else:
+        channel_id = await conn.scalar(insert(channels).values(**values, created_at=time.time())
+                                       .returning(channels.c.id))
+    for secret in secrets:
+        await conn.execute(insert(channel_secrets).values(
+            channel_id=channel_id, secret_enc=box.seal(secret), fingerprint=fingerprint(secret),
+            max_concurrency=max_concurrency))
+    await bump_config_version(conn)
+    return int(channel_id)
+
+
+async def list_channels(conn: AsyncConnection) -> list[dict[str, Any]]:
+    out = []
+    for ch in (await conn.execute(select(channels).order_by(channels.c.id))).all():
+        secrets = (await conn.execute(select(channel_secrets).where(channel_secrets.c.channel_id == ch.id)
+                                      .order_by(channel_secrets.c.id))).all()
+        out.append({
+            "id": ch.id, "name": ch.name, "provider": ch.provider, "base_url": ch.base_url,
+            "models": ch.models, "priority": ch.priority, "weight": ch.weight, "enabled": ch.enabled,
+            "status_reason": ch.status_reason,
+            "secrets": [{"id": s.id, "fingerprint": s.fingerprint, "enabled": s.enabled,
+                         "status_reason": s.status_reason, "running": s.running,
+                         "max_concurrency": s.max_concurrency} for s in secrets],
+        })
+    return out
+
+
+async def set_channel_enabled(conn: AsyncConnection, name_or_id: str, enabled: bool) -> bool:
+    cond = channels.c.name == name_or_id
+    if name_or_id.isdigit():
+        cond = or_(cond, channels.c.id == int(name_or_id))
+    channel_id = await conn.scalar(select(channels.c.id).where(cond))
+    if channel_id is None:
+        return False
+    reason = None if enabled else "disabled by the operator"
+    await conn.execute(update(channels).where(channels.c.id == channel_id)
+                       .values(enabled=enabled, status_reason=reason))
+    if enabled:  # manual re-enable also re-enables secrets that were auto-disabled
+        await conn.execute(update(channel_secrets).where(channel_secrets.c.channel_id == channel_id,
+                                                         channel_secrets.c.status_reason != "removed from the channel")
+                           .values(enabled=True, status_reason=None, failures=0, backoff_until=0))
+    await bump_config_version(conn)
+    return True
+
+
+async def delete_channel(conn: AsyncConnection, channel_id: int) -> None:
+    await conn.execute(delete(channel_secrets).where(channel_secrets.c.channel_id == channel_id))
+    await conn.execute(delete(channels).where(channels.c.id == channel_id))
+    await bump_config_version(conn)
+
+
+async def acquire_slot(conn: AsyncConnection, secret_id: int, now: float) -> bool:
+    res = await conn.execute(
+        update(channel_secrets)
+        .where(channel_secrets.c.id == secret_id, channel_secrets.c.backoff_until <= now,
+               or_(channel_secrets.c.max_concurrency.is_(None),
+                   channel_secrets.c.running < channel_secrets.c.max_concurrency))
+        .values(running=channel_secrets.c.running + 1))
+    return res.rowcount > 0
+
+
+async def release_slot(conn: AsyncConnection, secret_id: int) -> None:
+    await conn.execute(update(channel_secrets)
+                       .where(channel_secrets.c.id == secret_id, channel_secrets.c.running > 0)
+                       .values(running=channel_secrets.c.running - 1))
+
+
+async def back_off(conn: AsyncConnection, secret_id: int, until: float) -> None:
+    await conn.execute(update(channel_secrets).where(channel_secrets.c.id == secret_id)
+                       .values(backoff_until=until, failures=channel_secrets.c.failures + 1))
+
+
+async def clear_failures(conn: AsyncConnection, secret_id: int) -> None:
+    await conn.execute(update(channel_secrets)
+                       .where(channel_secrets.c.id == secret_id, channel_secrets.c.failures > 0)
+                       .values(failures=0))
+
+
+async def disable_secret(conn: AsyncConnection, secret_id: int, reason: str) -> None:
+    await conn.execute(update(channel_secrets).where(channel_secrets.c.id == secret_id)
+                       .values(enabled=False, status_reason=reason))
+    await bump_config_version(conn)
+
+
+class Router:
+    """The in-memory routing table: which secrets may take a new task for a provider and model."""
+
+    def __init__(self, box: SecretBox) -> None:
+        self._box = box
+        self.version: str | None = None
+        self.channels: dict[int, Channel] = {}
+        self.secrets: dict[int, Secret] = {}
+
+    async def refresh(self, conn: AsyncConnection, version: str | None = None) -> None:
+        version = version if version is not None else await config_version(conn)
+        if version == self.version:
+            return
+        chans: dict[int, Channel] = {}
+        secrets: dict[int, Secret] = {}
+        rows = (await conn.execute(select(channel_secrets))).all()
+        by_channel: dict[int, list[Secret]] = {}
+        for r in rows:
+            s = Secret(id=r.id, channel_id=r.channel_id, value=self._box.open(r.secret_enc),
+                       max_concurrency=r.max_concurrency, enabled=r.enabled)
+            secrets[s.id] = s
+            by_channel.setdefault(r.channel_id, []).append(s)
+        for ch in (await conn.execute(select(channels))).all():
+            models = tuple(p.strip() for p in ch.models.split(",") if p.strip()) if ch.models else None
+            chans[ch.id] = Channel(id=ch.id, name=ch.name, provider=ch.provider, base_url=ch.base_url,
+                                   models=models, priority=ch.priority, weight=ch.weight,
+                                   options=json.loads(ch.options or "{}"), enabled=ch.enabled,
+                                   secrets=tuple(by_channel.get(ch.id, ())))
+        self.channels, self.secrets, self.version = chans, secrets, version
+
+    def has_channel(self, provider: str, model: str) -> bool:
+        return any(c.provider == provider and c.serves(model) for c in self.channels.values())
+
+    def candidates(self, provider: str, model: str, avoid_channel: int | None = None) -> list[Secret]:
+        """Enabled secrets that serve the model: highest priority first, weighted random in a tier,
+        the channel to avoid (the one that just failed) last."""
+        tiers: dict[int, list[Channel]] = {}
+        for ch in self.channels.values():
+            if ch.enabled and ch.provider == provider and ch.serves(model):
+                tiers.setdefault(ch.priority, []).append(ch)
+        ordered: list[Secret] = []
+        for prio in sorted(tiers, reverse=True):
+            tier = tiers[prio]
+            pool = list(tier)
+            while pool:
+                pick = random.choices(pool, weights=[c.weight for c in pool])[0]
+                pool.remove(pick)
+                live = [s for s in pick.secrets if s.enabled]
+                random.shuffle(live)
+                ordered.extend(live)
+        if avoid_channel is not None:
+            ordered.sort(key=lambda s: s.channel_id == avoid_channel)
+        return ordered

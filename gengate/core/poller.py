@@ -1,0 +1,70 @@
+"""The background loop that leases due tasks and hands each to the engine.
+
+Any number of processes run it against one database: a task is leased by exactly one of them, and an
+expired lease (its holder died) is taken over. When nothing is due it sleeps a tick, or less when this
+process queued work or freed a slot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from gengate.core import tasks as store
+from gengate.core.engine import TaskEngine
+
+log = logging.getLogger("gengate.poller")
+
+
+class Poller:
+    def __init__(self, engine: TaskEngine, *, tick: float, batch: int, lease_seconds: float,
+                 concurrency: int = 128) -> None:
+        self.engine = engine
+        self.tick = tick
+        self.batch = batch
+        self.lease_seconds = lease_seconds
+        self._wake = asyncio.Event()
+        self._sem = asyncio.Semaphore(concurrency)
+        self._inflight: set[asyncio.Task[None]] = set()
+        self.rounds = 0
+        self.last_round_at = 0.0
+        engine.on_queued = self.wake
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        db = self.engine.db
+        while True:
+            self.last_round_at = time.time()
+            self._wake.clear()  # before leasing, so a wake-up during the round is not lost
+            free = self._sem._value  # only lease what we can start now
+            rows = []
+            if free > 0:
+                async with db.write() as conn:
+                    rows = await store.lease_due(conn, db.dialect, self.engine.owner, time.time(),
+                                                 self.lease_seconds, min(self.batch, free))
+            self.rounds += 1
+            for row in rows:
+                await self._sem.acquire()
+                t = asyncio.create_task(self._handle(row))
+                self._inflight.add(t)
+                t.add_done_callback(self._inflight.discard)
+            if len(rows) < self.batch:
+                try:
+                    await asyncio.wait_for(self._wake.wait(), timeout=self.tick)
+                except TimeoutError:
+                    pass
+
+    async def _handle(self, row: object) -> None:
+        try:
+            await self.engine.handle(row)  # type: ignore[arg-type]
+        except Exception:
+            log.exception("poller: task handling failed")
+        finally:
+            self._sem.release()
+
+    async def drain(self, timeout: float = 5.0) -> None:
+        if self._inflight:
+            await asyncio.wait(list(self._inflight), timeout=timeout)

@@ -1,0 +1,167 @@
+"""The task store: insert a task with its reservation, move it between states, lease due work.
+
+`move` is the only function that changes a task's state: a guarded UPDATE (`WHERE state = :old`) in
+the same transaction as the ledger entry and the slot release the move implies, plus a `task_events`
+row. Zero rows updated means another process won; the caller stops.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import and_, insert, or_, select, text, update
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from gengate.core import channels as chan
+from gengate.core import ledger
+from gengate.core.states import HOLDS_SLOT, TERMINAL, TaskState, can_move
+from gengate.db.models import outputs, task_events, tasks
+
+
+@dataclass(frozen=True)
+class NewTask:
+    public_id: str
+    key_id: int
+    provider: str
+    action: str
+    model: str
+    request: dict[str, Any]
+    upstream_request: dict[str, Any]
+    units: dict[str, float]
+    reserved: int
+    deadline_at: float
+    marker: str
+    parent_task_id: int | None = None
+    callback_url: str | None = None
+    channel_id: int | None = None  # set for child tasks: pinned to the parent's secret
+    secret_id: int | None = None
+
+
+async def insert_task(conn: AsyncConnection, new: NewTask, now: float) -> int:
+    """Insert a queued task and reserve its credits (raises InsufficientCredits: nothing is saved)."""
+    task_id = await conn.scalar(insert(tasks).values(
+        public_id=new.public_id, key_id=new.key_id, provider=new.provider, action=new.action,
+        model=new.model, state=TaskState.QUEUED.value, request=json.dumps(new.request),
+        upstream_request=json.dumps(new.upstream_request), units=json.dumps(new.units),
+        reserved=new.reserved, callback_url=new.callback_url,
+        deadline_at=new.deadline_at, next_poll_at=now, marker=new.marker,
+        parent_task_id=new.parent_task_id, channel_id=new.channel_id, secret_id=new.secret_id,
+        pinned=new.secret_id is not None, created_at=now, updated_at=now,
+    ).returning(tasks.c.id))
+    assert task_id is not None
+    await ledger.reserve(conn, new.key_id, task_id, new.reserved)
+    await conn.execute(insert(task_events).values(task_id=task_id, from_state=None,
+                                                  to_state=TaskState.QUEUED.value, reason="created", at=now))
+    return int(task_id)
+
+
+async def move(conn: AsyncConnection, task: Row[Any], new: TaskState, *, reason: str,
+               settle_amount: int | None = None, **fields: Any) -> bool:
+    """Move `task` from the state it was read in to `new`, with what that move implies:
+    settle on success, refund on failure or cancel, the secret's slot released when no longer held."""
+    old = TaskState(task.state)
+    if not can_move(old, new):
+        raise ValueError(f"task {task.id}: {old} -> {new} is not an allowed move")
+    now = time.time()
+    values: dict[str, Any] = {"state": new.value, "updated_at": now, **fields}
+    if new in TERMINAL:
+        values.update(next_poll_at=None, lease_owner=None, lease_until=None)
+    releases = bool(task.slot_held) and new not in HOLDS_SLOT
+    if releases:
+        values["slot_held"] = False
+    if new is TaskState.SUCCEEDED:
+        values["settled"] = max(0, min(settle_amount or 0, task.reserved))
+    elif new in (TaskState.FAILED, TaskState.CANCELLED):
+        values["settled"] = 0
+    res = await conn.execute(update(tasks).where(tasks.c.id == task.id, tasks.c.state == old.value)
+                             .values(**values))
+    if res.rowcount == 0:
+        return False
+    if releases and task.secret_id is not None:
+        await chan.release_slot(conn, task.secret_id)
+    if new is TaskState.SUCCEEDED:
+        await ledger.settle(conn, task.key_id, task.id, task.reserved, values["settled"])
+    elif new in (TaskState.FAILED, TaskState.CANCELLED):
+        await ledger.refund(conn, task.key_id, task.id, task.reserved)
+    await conn.execute(insert(task_events).values(task_id=task.id, from_state=old.value, to_state=new.value,
+                                                  reason=reason[:500], at=now))
+    return True
+
+
+async def touch(conn: AsyncConnection, task: Row[Any], **fields: Any) -> bool:
+    """Update non-state fields (progress, next poll) while the task is still in the state it was read in."""
+    res = await conn.execute(update(tasks).where(tasks.c.id == task.id, tasks.c.state == task.state)
+                             .values(updated_at=time.time(), **fields))
+    return res.rowcount > 0
+
+
+async def lease_due(conn: AsyncConnection, dialect: str, owner: str, now: float, lease_seconds: float,
+                    limit: int) -> list[Row[Any]]:
+    """Lease up to `limit` tasks whose next poll is due and whose lease is free or expired.
+
+    Reads only due rows through the partial index on `next_poll_at`: work per round is proportional
+    to the tasks due, not to the tasks in flight.
+    """
+    due = (select(tasks.c.id).where(tasks.c.next_poll_at.is_not(None), tasks.c.next_poll_at <= now,
+                                    or_(tasks.c.lease_until.is_(None), tasks.c.lease_until < now))
+           .order_by(tasks.c.next_poll_at).limit(limit))
+    if dialect == "postgresql":
+        due = due.with_for_update(skip_locked=True)
+    stmt = (update(tasks).where(tasks.c.id.in_(due.scalar_subquery()))
+            .values(lease_owner=owner, lease_until=now + lease_seconds)
+            .returning(*tasks.c))
+    return list((await conn.execute(stmt)).all())
+
+
+async def release_leases(conn: AsyncConnection, owner: str) -> None:
+    """On shutdown: give this process's leases back so another process takes them at once."""
+    await conn.execute(update(tasks).where(tasks.c.lease_owner == owner)
+                       .values(lease_owner=None, lease_until=None))
+
+
+async def get_row(conn: AsyncConnection, task_id: int) -> Row[Any] | None:
+    return (await conn.execute(select(tasks).where(tasks.c.id == task_id))).first()
+
+
+async def find_owned(conn: AsyncConnection, public_id: str, key_id: int,
+                     provider: str | None = None) -> Row[Any] | None:
+    cond = and_(tasks.c.public_id == public_id, tasks.c.key_id == key_id)
+    if provider is not None:
+        cond = and_(cond, tasks.c.provider == provider)
+    return (await conn.execute(select(tasks).where(cond))).first()
+
+
+async def outputs_of(conn: AsyncConnection, task_id: int) -> list[Row[Any]]:
+    return list((await conn.execute(select(outputs).where(outputs.c.task_id == task_id)
+                                    .order_by(outputs.c.idx))).all())
+
+
+async def find_output(conn: AsyncConnection, public_id: str, key_id: int) -> tuple[Row[Any], Row[Any]] | None:
+    """An output and its task, if the task belongs to `key_id` and succeeded."""
+    row = (await conn.execute(
+        select(outputs, tasks.c.id.label("t_id"))
+        .join(tasks, tasks.c.id == outputs.c.task_id)
+        .where(outputs.c.public_id == public_id, tasks.c.key_id == key_id,
+               tasks.c.state == TaskState.SUCCEEDED.value))).first()
+    if row is None:
+        return None
+    task = await get_row(conn, row.t_id)
+    assert task is not None
+    return row, task
+
+
+async def versions(conn: AsyncConnection, ids: list[int]) -> dict[int, float]:
+    """`updated_at` of many tasks in one query: the batched change check for open streams."""
+    if not ids:
+        return {}
+    rows = await conn.execute(select(tasks.c.id, tasks.c.updated_at).where(tasks.c.id.in_(ids)))
+    return {r.id: r.updated_at for r in rows}
+
+
+async def count_by_state(conn: AsyncConnection) -> dict[str, int]:
+    rows = await conn.execute(text("SELECT state, COUNT(*) FROM tasks GROUP BY state"))
+    return {r[0]: int(r[1]) for r in rows}

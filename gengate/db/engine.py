@@ -1,0 +1,119 @@
+"""Database connections for SQLite (embedded default) and PostgreSQL, and migrations on start.
+
+SQLite has a single writer: write transactions start with `BEGIN IMMEDIATE` so two writers queue on
+the busy timeout instead of failing on a lock upgrade; reads use a separate engine with ordinary
+deferred transactions so they never take the write lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+_PG_MIGRATION_LOCK = 0x67656E67  # "geng": advisory lock id held while migrating
+
+
+def async_url(url: str) -> str:
+    """Accept plain `postgresql://` and `sqlite:///` URLs; the driver is gengate's choice."""
+    if url.startswith(("postgresql://", "postgres://")):
+        return "postgresql+asyncpg://" + url.split("://", 1)[1]
+    if url.startswith("sqlite:///"):
+        return "sqlite+aiosqlite:///" + url[len("sqlite:///"):]
+    return url
+
+
+def _sqlite_pragmas(engine: AsyncEngine, *, immediate: bool) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Take transaction control away from the driver so that BEGIN is ours.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+class Database:
+    """Two engines over one database: `write()` for transactions that change rows, `read()` for reads."""
+
+    def __init__(self, url: str) -> None:
+        self.url = async_url(url)
+        self.is_sqlite = self.url.startswith("sqlite")
+        if self.is_sqlite:
+            path = self.url.split(":///", 1)[1]
+            if path and path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            self._writer = create_async_engine(self.url, pool_size=1, max_overflow=0, pool_timeout=60)
+            self._reader = create_async_engine(self.url, pool_size=4, max_overflow=4)
+            _sqlite_pragmas(self._writer, immediate=True)
+            _sqlite_pragmas(self._reader, immediate=False)
+        else:
+            self._writer = create_async_engine(self.url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+            self._reader = self._writer
+
+    @property
+    def dialect(self) -> str:
+        return "sqlite" if self.is_sqlite else "postgresql"
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncConnection]:
+        async with self._writer.begin() as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        async with self._reader.connect() as conn:
+            yield conn
+
+    async def migrate(self) -> None:
+        """Apply Alembic migrations; on PostgreSQL under an advisory lock so processes may start at once."""
+        from alembic import command
+        from alembic.config import Config
+
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+        engine = create_async_engine(self.url, poolclass=NullPool)
+        if self.is_sqlite:
+            _sqlite_pragmas(engine, immediate=True)
+        try:
+            async with engine.connect() as conn:
+                if not self.is_sqlite:
+                    await conn.exec_driver_sql(f"SELECT pg_advisory_lock({_PG_MIGRATION_LOCK})")
+                try:
+                    await conn.run_sync(_upgrade, cfg, command)
+                    await conn.commit()
+                finally:
+                    if not self.is_sqlite:
+                        await conn.exec_driver_sql(f"SELECT pg_advisory_unlock({_PG_MIGRATION_LOCK})")
+                        await conn.commit()
+        finally:
+            await engine.dispose()
+
+    async def dispose(self) -> None:
+        await self._writer.dispose()
+        if self._reader is not self._writer:
+            await self._reader.dispose()
+
+
+def _upgrade(sync_conn: Any, cfg: Any, command: Any) -> None:
+    cfg.attributes["connection"] = sync_conn
+    command.upgrade(cfg, "head")
+
+
+def run_sync(coro: Any) -> Any:
+    """Run a coroutine from synchronous code (the CLI)."""
+    return asyncio.run(coro)

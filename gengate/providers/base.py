@@ -1,0 +1,193 @@
+"""The typed adaptor interface every task provider implements, and the values it exchanges with the core.
+
+An adaptor only builds and parses: it turns a task into an `HttpCall` and an `HttpReply` into a value.
+The core's one upstream client sends every call with the exact secret the task is bound to, so the
+core alone decides which account is used. Optional abilities are separate Protocols.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+from gengate.core.pricing import PriceTable
+from gengate.core.states import TaskState
+
+
+@dataclass(frozen=True)
+class Account:
+    """One upstream account: where and with which secret to call. Never logged or rendered."""
+
+    base_url: str
+    secret: str
+    options: Mapping[str, str] = field(default_factory=dict)
+
+    def __repr__(self) -> str:  # keep the secret out of tracebacks and logs
+        return f"Account(base_url={self.base_url!r}, secret=***)"
+
+
+@dataclass(frozen=True)
+class HttpCall:
+    method: str
+    path: str  # below the channel's base URL
+    json_body: Any = None
+    query: Mapping[str, str] | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class HttpReply:
+    status: int
+    body: bytes
+    headers: Mapping[str, str]
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+class Outcome(StrEnum):
+    """How the core reads an upstream reply to a create."""
+
+    ACCEPTED = "accepted"
+    REFUSED = "refused"  # definitive: the job does not exist and never will (4xx, policy)
+    RETRY = "retry"  # proved not accepted (429, 5xx): try another channel / later
+    AUTH = "auth"  # the secret is bad (401/403): disable it, try another
+    NO_CREDIT = "no_credit"  # the upstream account is out of credit: disable it, try another
+    AMBIGUOUS = "ambiguous"  # a reply that does not say whether the job exists (e.g. garbled 200)
+
+
+@dataclass(frozen=True)
+class Submitted:
+    outcome: Outcome
+    upstream_id: str | None = None
+    upstream_state: str | None = None
+    reply: Any = None
+    error_code: str | None = None
+    error_message: str | None = None
+    retry_after: float | None = None
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    """One result of a finished task: URLs to copy into gengate storage, plus the provider's fields."""
+
+    kind: str  # video | image | audio
+    upstream_id: str | None
+    urls: Mapping[str, str]  # field name → upstream URL (e.g. uri, cover_uri)
+    meta: Mapping[str, Any]  # every other field, kept for rendering
+
+
+@dataclass(frozen=True)
+class Progress:
+    state: TaskState  # RUNNING, SUCCEEDED (becomes rehosting), FAILED, CANCELLED
+    upstream_state: str
+    progress: int | None = None
+    outputs: tuple[OutputSpec, ...] = ()
+    error_code: str | None = None
+    error_message: str | None = None
+    reply: Any = None
+    known: bool = True  # False: a state gengate does not know; keep polling, log it
+    poll_after: float | None = None  # the provider's own hint for the next poll, if any
+
+
+@dataclass(frozen=True)
+class Parent:
+    """A child task (upscale, extend) must go to the exact secret that made its parent."""
+
+    task_id: int
+    channel_id: int
+    secret_id: int
+
+
+@dataclass
+class Prepared:
+    """A validated create request, ready to be saved as a task."""
+
+    action: str
+    model: str
+    request: dict[str, Any]  # as the client sent it: the reply echoes it
+    upstream_request: dict[str, Any]  # what goes upstream (gengate ids mapped to upstream ids)
+    units: Mapping[str, float]  # what the price is computed from (seconds, count, resolution...)
+    parent: Parent | None = None
+    callback_url: str | None = None
+
+
+@dataclass(frozen=True)
+class OutputView:
+    public_id: str
+    kind: str
+    urls: Mapping[str, str]  # field name → gengate's signed URL
+    meta: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class TaskView:
+    """What `render` sees of a task: never the upstream id, channel or secret."""
+
+    public_id: str
+    provider: str
+    action: str
+    model: str
+    state: TaskState
+    upstream_state: str | None
+    progress: int | None
+    request: dict[str, Any]
+    upstream_reply: Any
+    outputs: tuple[OutputView, ...]
+    error_code: str | None
+    error_message: str | None
+    created_at: float
+    updated_at: float
+    reserved: int
+    settled: int | None
+
+
+class Resolver(Protocol):
+    """Looks up what a create refers to, for the calling key only."""
+
+    async def output(self, public_id: str) -> tuple[Parent, str | None, Mapping[str, Any]] | None:
+        """(parent ref, upstream output id, output meta) of an output this key owns, if it succeeded."""
+        ...
+
+
+class TaskAdaptor(Protocol):
+    provider: ClassVar[str]
+    id_kind: ClassVar[str]  # digits16 | digits18 | uuid | video
+
+    async def prepare(self, body: Any, resolver: Resolver) -> Prepared: ...
+    def build_submit(self, account: Account, upstream_request: dict[str, Any], marker: str) -> HttpCall: ...
+    def parse_submit(self, reply: HttpReply) -> Submitted: ...
+    def build_poll(self, account: Account, upstream_id: str) -> HttpCall: ...
+    def parse_poll(self, reply: HttpReply) -> Progress: ...
+    def render(self, task: TaskView) -> dict[str, Any]: ...
+    def price(self, units: Mapping[str, float], prices: PriceTable) -> int:
+        """Credits reserved at create: the upper bound of what the task can cost."""
+        ...
+    def final_price(self, units: Mapping[str, float], outputs: tuple[OutputSpec, ...],
+                    prices: PriceTable) -> int:
+        """Credits settled at success, from what was produced (the core caps it at the reservation)."""
+        ...
+
+
+@runtime_checkable
+class SupportsCancel(Protocol):
+    def build_cancel(self, account: Account, upstream_id: str) -> HttpCall: ...
+    def parse_cancel(self, reply: HttpReply) -> bool: ...
+
+
+@runtime_checkable
+class SupportsReconcile(Protocol):
+    """Finds a job whose create reply was lost, through the upstream's list or query."""
+
+    def build_find(self, account: Account, page: int) -> HttpCall: ...
+    def parse_find(self, reply: HttpReply, upstream_request: dict[str, Any], marker: str,
+                   not_before: float) -> tuple[str | None, bool]:
+        """(upstream id of the job if found, whether older pages could still hold it)."""
+        ...
+
+
+def auth_header(scheme: str, secret: str) -> dict[str, str]:
+    return {"Authorization": f"{scheme} {secret}"}

@@ -1,0 +1,102 @@
+"""The route-side steps every task family shares: create with Idempotency-Key, read, and stream.
+
+A family's routes call these with its adaptor and render the result in its own shape.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any
+
+from sqlalchemy.engine import Row
+from starlette.requests import Request
+from starlette.responses import StreamingResponse
+
+from gengate.core import idempotency
+from gengate.core import tasks as store
+from gengate.core.keys import ClientKey
+from gengate.core.states import TERMINAL, TaskState
+from gengate.providers.base import Parent, TaskAdaptor, TaskView
+from gengate.web.context import AppContext
+from gengate.web.requests import read_json
+
+
+class KeyResolver:
+    """Resolves references in a create request, for the calling key only (ownership)."""
+
+    def __init__(self, ctx: AppContext, key: ClientKey) -> None:
+        self.ctx, self.key = ctx, key
+
+    async def output(self, public_id: str) -> tuple[Parent, str | None, Mapping[str, Any]] | None:
+        async with self.ctx.db.read() as conn:
+            found = await store.find_output(conn, public_id, self.key.id)
+        if found is None:
+            return None
+        out, task = found
+        return (Parent(task_id=task.id, channel_id=task.channel_id, secret_id=task.secret_id),
+                out.upstream_id, json.loads(out.meta))
+
+
+async def create_task(ctx: AppContext, request: Request, key: ClientKey, adaptor: TaskAdaptor,
+                      route: str, body: Any = None) -> TaskView:
+    if body is None:
+        body = await read_json(request, ctx.settings.max_body_bytes)
+    value = request.headers.get("idempotency-key")
+    claim = None
+    if value is not None:
+        claim = await idempotency.claim(ctx.db, key_id=key.id, route=route, value=value,
+                                        digest=idempotency.body_hash(body), ttl=ctx.settings.idempotency_ttl,
+                                        release=ctx.settings.idempotency_release)
+        if claim.task_id is not None:
+            async with ctx.db.read() as conn:
+                row = await store.get_row(conn, claim.task_id)
+            assert row is not None
+            return await ctx.engine.view(row)
+    try:
+        prepared = await adaptor.prepare(body, KeyResolver(ctx, key))
+        row = await ctx.engine.create(key, adaptor, prepared, claim.row_id if claim else None)
+    except BaseException:
+        if claim is not None:
+            await idempotency.release(ctx.db, claim.row_id)
+        raise
+    return await ctx.engine.view(row)
+
+
+async def read_task(ctx: AppContext, key: ClientKey, public_id: str, provider: str | None) -> TaskView:
+    return await ctx.engine.view(await ctx.engine.owned(key, public_id, provider))
+
+
+def sse_stream(ctx: AppContext, row: Row[Any], event: Callable[[TaskView], dict[str, Any]]) -> StreamingResponse:
+    """First event at once with the current state, then one per change; closes after a terminal state."""
+
+    async def events() -> AsyncIterator[bytes]:
+        current = row
+        wake = ctx.notifier.subscribe(current.id, current.updated_at)
+        try:
+            last: str | None = None
+            while True:
+                wake.clear()
+                view = await ctx.engine.view(current)
+                payload = json.dumps(event(view), separators=(",", ":"))
+                if payload != last:
+                    last = payload
+                    yield f"data: {payload}\n\n".encode()
+                if TaskState(current.state) in TERMINAL:
+                    return
+                try:
+                    await asyncio.wait_for(wake.wait(), timeout=15.0)
+                except TimeoutError:
+                    yield b": keep-alive\n\n"
+                async with ctx.db.read() as conn:
+                    fresh = await store.get_row(conn, current.id)
+                if fresh is None:
+                    return
+                current = fresh
+                ctx.notifier.seen(current.id, current.updated_at)
+        finally:
+            ctx.notifier.unsubscribe(row.id, wake)
+
+    return StreamingResponse(events(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
