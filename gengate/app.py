@@ -29,13 +29,16 @@ from gengate.core.engine import TaskEngine
 from gengate.core.notify import Notifier
 from gengate.core.poller import Poller
 from gengate.core.upstream import UpstreamClient
+from gengate.core.webhooks import WebhookSender
 from gengate.db.engine import Database
 from gengate.db.models import settings_kv
+from gengate.net.ssrf import GuardedClient, policy_from_env
 from gengate.providers.registry import route_factories, task_adaptors
 from gengate.storage import open_storage
 from gengate.storage.routes import file_routes
 from gengate.storage.signing import UrlSigner
 from gengate.web.context import AppContext
+from gengate.web.unified import routes as unified_routes
 
 log = logging.getLogger("gengate")
 SANDBOX_SECRET = "sandbox-secret"
@@ -101,15 +104,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await router.refresh(conn)
         engine = TaskEngine(settings=settings, db=db, router=router, upstream=upstream, storage=storage,
                             signer=signer, adaptors=adaptors, notifier=notifier, owner=owner)
+        url_policy = policy_from_env()
         ctx = AppContext(settings=settings, db=db, router=router, engine=engine, notifier=notifier,
-                         storage=storage, signer=signer, adaptors=adaptors)
+                         storage=storage, signer=signer, adaptors=adaptors, url_policy=url_policy)
+        hook_client = GuardedClient(url_policy)
+        sender = WebhookSender(db, box, hook_client, backoff_base=settings.webhook_backoff_base)
+        engine.on_webhook = sender.wake
         app.state.ctx = ctx
-        for factory in route_factories():
+        for factory in [unified_routes, *route_factories()]:
             app.router.routes.extend(factory(ctx))
         poller = Poller(engine, tick=settings.poller_tick, batch=settings.poller_batch,
                         lease_seconds=settings.lease_seconds)
         loops = {"poller": asyncio.create_task(poller.run(), name="poller"),
-                 "notifier": asyncio.create_task(notifier.run(), name="notifier")}
+                 "notifier": asyncio.create_task(notifier.run(), name="notifier"),
+                 "webhooks": asyncio.create_task(sender.run(), name="webhooks")}
         for name, task in loops.items():
             task.add_done_callback(lambda t, n=name: _loop_died(n, t))
         health["loops"] = loops
@@ -127,6 +135,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             async with db.write() as conn:
                 await store.release_leases(conn, owner)
             await upstream.close()
+            await hook_client.close()
             await db.dispose()
 
     app = FastAPI(title="gengate", lifespan=lifespan, docs_url="/docs", redoc_url=None)

@@ -45,6 +45,7 @@ class Settings:
     idempotency_release: float = 30.0
     task_deadline: float = 3600.0  # default; per provider in `deadlines`
     deadlines: dict[str, float] = field(default_factory=dict)
+    webhook_backoff_base: float = 1.0  # first retry within this many seconds, doubling, capped at 1 h
     media_url_ttl: int = 7 * 24 * 3600
     sandbox_task_seconds: float = 10.0
     sandbox_concurrency: int = 8

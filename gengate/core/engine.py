@@ -20,7 +20,7 @@ from sqlalchemy.engine import Row
 
 from gengate.config import Settings
 from gengate.core import channels as chan
-from gengate.core import idempotency
+from gengate.core import idempotency, webhooks
 from gengate.core import tasks as store
 from gengate.core.channels import Router
 from gengate.core.crash import crash_point
@@ -78,6 +78,7 @@ class TaskEngine:
         self.owner = owner
         self.prices = PriceTable(settings.prices)
         self.on_queued: Callable[[], None] = lambda: None  # the poller's wake-up
+        self.on_webhook: Callable[[], None] = lambda: None  # the webhook sender's wake-up
 
     # ---------------------------------------------------------------- create
     async def create(self, key: ClientKey, adaptor: TaskAdaptor, prepared: Prepared,
@@ -97,13 +98,30 @@ class TaskEngine:
             deadline_at=now + self.settings.deadline_for(adaptor.provider), marker=secrets.token_hex(8),
             parent_task_id=parent.task_id if parent else None,
             channel_id=parent.channel_id if parent else None, secret_id=parent.secret_id if parent else None)
+        row = None
         async with self.db.write() as conn:
-            task_id = await store.insert_task(conn, new, now)
+            # Take a slot in the same transaction as the insert, so the task starts as SUBMITTING.
+            if parent is not None:
+                candidates = [self.router.secrets[parent.secret_id]] if parent.secret_id in self.router.secrets else []
+            else:
+                candidates = self.router.candidates(new.provider, new.model)
+            for secret in candidates:
+                if await chan.acquire_slot(conn, secret.id, now):
+                    row = await store.insert_task(conn, new, now, unlimited=key.credits is None,
+                                                  submitting={**self._lease_fields(secret, now), "attempts": 1})
+                    break
+            if row is None:
+                row = await store.insert_task(conn, new, now, unlimited=key.credits is None)
             if idempotency_row is not None:
-                await idempotency.bind_task(conn, idempotency_row, task_id)
-        row = await self._row(task_id)
-        await self._submit(row, adaptor, inline=True)
-        return await self._row(task_id)
+                await idempotency.bind_task(conn, idempotency_row, row.id)
+        try:
+            final = await self._submit(row, adaptor, inline=True)
+        finally:
+            if prepared.callback_url:
+                async with self.db.write() as conn:
+                    await self._hook(conn, row.id)
+                final = None
+        return final if final is not None else await self._row(row.id)
 
     # ---------------------------------------------------------------- reads
     async def _row(self, task_id: int) -> Row[Any]:
@@ -121,7 +139,10 @@ class TaskEngine:
 
     async def view(self, row: Row[Any]) -> TaskView:
         async with self.db.read() as conn:
-            outs = await store.outputs_of(conn, row.id) if row.state == S.SUCCEEDED else []
+            return await self._view(conn, row)
+
+    async def _view(self, conn: Any, row: Row[Any]) -> TaskView:
+        outs = await store.outputs_of(conn, row.id) if row.state == S.SUCCEEDED else []
         ttl = self.settings.media_url_ttl
         views = tuple(OutputView(public_id=o.public_id, kind=o.kind, meta=json.loads(o.meta),
                                  urls={f: self.signer.url_for(k, ttl) for f, k in json.loads(o.files).items()})
@@ -134,12 +155,25 @@ class TaskEngine:
                         created_at=row.created_at, updated_at=row.updated_at, reserved=row.reserved,
                         settled=row.settled)
 
+    async def _hook(self, conn: Any, task_id: int) -> None:
+        """In the transaction of a change: queue a webhook if the provider-visible state moved."""
+        row = await store.get_row(conn, task_id)
+        if row is None or not row.callback_url:
+            return
+        adaptor = self.adaptors[row.provider]
+        view = await self._view(conn, row)
+        if await webhooks.enqueue(conn, task_id=row.id, key_id=row.key_id, url=row.callback_url,
+                                  state=adaptor.provider_state(view), payload=adaptor.render(view)):
+            self.on_webhook()
+
     # ---------------------------------------------------------------- moves
-    async def _move(self, row: Row[Any], new: TaskState, reason: str, **fields: Any) -> bool:
+    async def _move(self, row: Row[Any], new: TaskState, reason: str, **fields: Any) -> Row[Any] | None:
         if new in TERMINAL:
             crash_point("before_ledger")
         async with self.db.write() as conn:
             moved = await store.move(conn, row, new, reason=reason, **fields)
+            if moved and row.callback_url:
+                await self._hook(conn, row.id)
         if moved:
             self.notifier.changed(row.id)
             if new in TERMINAL or new is S.QUEUED:
@@ -149,7 +183,9 @@ class TaskEngine:
     async def _reschedule(self, row: Row[Any], delay: float, **fields: Any) -> None:
         at = min(time.time() + delay, row.deadline_at)
         async with self.db.write() as conn:
-            await store.touch(conn, row, next_poll_at=at, lease_owner=None, lease_until=None, **fields)
+            touched = await store.touch(conn, row, next_poll_at=at, lease_owner=None, lease_until=None, **fields)
+            if touched and fields and row.callback_url:
+                await self._hook(conn, row.id)
         if fields:
             self.notifier.changed(row.id)
 
@@ -170,94 +206,110 @@ class TaskEngine:
         return Account(base_url=channel.base_url, secret=secret.value, options=channel.options)
 
     # ---------------------------------------------------------------- submit
-    async def _submit(self, row: Row[Any], adaptor: TaskAdaptor, *, inline: bool = False) -> None:
-        """Send the create through the first candidate secret with a free slot."""
+    def _candidates(self, row: Any, avoid: set[int]) -> list[Any]:
         if row.pinned:
-            candidates = [self.router.secrets[row.secret_id]] if row.secret_id in self.router.secrets else []
-        else:
-            candidates = self.router.candidates(row.provider, row.model, avoid_channel=row.last_channel_id)
-        tried_channels: set[int] = set()
-        upstream_request = json.loads(row.upstream_request)
+            return [self.router.secrets[row.secret_id]] if row.secret_id in self.router.secrets else []
+        return [s for s in self.router.candidates(row.provider, row.model, avoid_channel=row.last_channel_id)
+                if s.channel_id not in avoid]
+
+    def _lease_fields(self, secret: Any, now: float) -> dict[str, Any]:
         lease = max(self.settings.lease_seconds, self.settings.submit_timeout + 5)
-        for secret in candidates:
-            if secret.channel_id in tried_channels:
-                continue
+        return {"channel_id": secret.channel_id, "secret_id": secret.id, "slot_held": True, "submitted_at": now,
+                "lease_owner": self.owner, "lease_until": now + lease, "next_poll_at": now + lease}
+
+    async def _submit(self, row: Row[Any], adaptor: TaskAdaptor, *, inline: bool = False) -> Row[Any] | None:
+        """Send the create through the first candidate secret with a free slot; on a proved
+        non-acceptance, through the next channel (never the same one twice in a row)."""
+        tried: set[int] = set()
+        while True:
+            if row.state == S.QUEUED:
+                claimed = await self._claim_slot(row, tried)
+                if claimed is None:
+                    await self._park(row)
+                    return None
+                row = claimed
+            if row.state != S.SUBMITTING:
+                return None
+            secret = self.router.secrets[row.secret_id]
+            crash_point("after_task_commit")
+            sent = await self._send_create(row, adaptor, inline=inline)
+            if sent is None or sent.state != S.QUEUED:
+                return sent
+            row = sent
+            tried.add(secret.channel_id)
+
+    async def _claim_slot(self, row: Row[Any], avoid: set[int]) -> Row[Any] | None:
+        """Take a slot on the first candidate secret that has one, and move the task to SUBMITTING."""
+        for secret in self._candidates(row, avoid):
             now = time.time()
             async with self.db.write() as conn:
                 if not await chan.acquire_slot(conn, secret.id, now):
                     continue
-                moved = await store.move(
-                    conn, row, S.SUBMITTING, reason=f"submit via channel {secret.channel_id}",
-                    channel_id=secret.channel_id, secret_id=secret.id, slot_held=True, submitted_at=now,
-                    attempts=row.attempts + 1, lease_owner=self.owner, lease_until=now + lease,
-                    next_poll_at=now + lease)
-                if not moved:
+                moved = await store.move(conn, row, S.SUBMITTING, reason=f"submit via channel {secret.channel_id}",
+                                         attempts=row.attempts + 1, **self._lease_fields(secret, now))
+                if moved is None:  # another process moved it: undo the slot with the transaction
                     await conn.rollback()
-                    return
-            row = await self._row(row.id)
-            crash_point("after_task_commit")
-            account = self.account(secret.id, secret.channel_id)
-            try:
-                reply = await self.upstream.send(account, adaptor.build_submit(account, upstream_request, row.marker),
-                                                 read_timeout=self.settings.submit_timeout)
-            except NotSent as exc:
-                tried_channels.add(secret.channel_id)
-                await self._back_off_secret(secret.id, None, row.attempts)
-                await self._move(row, S.QUEUED, f"create not sent: {exc}", last_channel_id=secret.channel_id,
-                                 next_poll_at=time.time() + self._backoff(row.attempts), lease_owner=None,
-                                 lease_until=None)
-                row = await self._row(row.id)
-                continue
-            except OutcomeUnknown as exc:
-                await self._ambiguous(row, f"create outcome unknown: {exc}")
-                return
-            sub = _parse_submit(adaptor, reply)
-            if sub.outcome is Outcome.ACCEPTED:
-                crash_point("after_upstream_accept")
-                await self._move(row, S.RUNNING, "accepted upstream", upstream_id=sub.upstream_id,
-                                 upstream_state=sub.upstream_state, upstream_reply=json.dumps(sub.reply),
-                                 next_poll_at=time.time() + self._interval(adaptor), lease_owner=None,
-                                 lease_until=None)
-                return
-            if sub.outcome is Outcome.AMBIGUOUS:
-                await self._ambiguous(row, "create reply unreadable")
-                return
-            if sub.outcome is Outcome.REFUSED:
-                await self._move(row, S.FAILED, f"refused upstream: {sub.error_code}",
-                                 error_code=sub.error_code, error_message=sub.error_message)
-                if inline:
-                    raise UpstreamRefused(sub.error_message or "refused by the provider",
-                                          upstream_status=reply.status, upstream_code=sub.error_code)
-                return
-            # Proved not accepted: this secret is unhealthy; put the task back and try the next channel.
-            tried_channels.add(secret.channel_id)
-            if sub.outcome in (Outcome.AUTH, Outcome.NO_CREDIT):
-                reason = ("upstream rejected the secret (HTTP %d)" % reply.status if sub.outcome is Outcome.AUTH
-                          else "upstream account out of credit")
-                async with self.db.write() as conn:
-                    await chan.disable_secret(conn, secret.id, reason)
-                log.warning("secret %s of channel %s disabled: %s", secret.id, secret.channel_id, reason)
-            else:
-                await self._back_off_secret(secret.id, sub.retry_after, row.attempts)
-            await self._move(row, S.QUEUED, f"create not accepted: HTTP {reply.status}",
-                             last_channel_id=secret.channel_id, lease_owner=None, lease_until=None,
-                             next_poll_at=time.time() + self._backoff(row.attempts, sub.retry_after))
-            row = await self._row(row.id)
-        if row.state == S.QUEUED:
-            if row.pinned and row.secret_id not in self.router.secrets:
-                await self._move(row, S.FAILED, "the parent's upstream account is gone",
-                                 error_code="ParentAccountGone", error_message="the upstream account that "
-                                 "made the referenced result no longer exists")
-                return
-            # Every secret is at its cap or backing off: the poller submits it when a slot frees.
-            await self._reschedule(row, min(1.0, self.settings.poll_interval))
+                    return None
+            return moved
+        return None
+
+    async def _park(self, row: Row[Any]) -> None:
+        """No secret could take the task now (all at their cap or backing off): the poller retries."""
+        if row.pinned and row.secret_id not in self.router.secrets:
+            await self._move(row, S.FAILED, "the parent's upstream account is gone", error_code="ParentAccountGone",
+                             error_message="the upstream account that made the referenced result no longer exists")
+            return
+        await self._reschedule(row, min(1.0, self.settings.poll_interval))
+
+    async def _send_create(self, row: Row[Any], adaptor: TaskAdaptor, *, inline: bool) -> Row[Any] | None:
+        """Send the create of a SUBMITTING task; returns the task as it ends up (QUEUED: try another)."""
+        account = self.account(row.secret_id, row.channel_id)
+        upstream_request = json.loads(row.upstream_request)
+        channel_id, secret_id = row.channel_id, row.secret_id
+        off = {"lease_owner": None, "lease_until": None}
+        try:
+            reply = await self.upstream.send(account, adaptor.build_submit(account, upstream_request, row.marker),
+                                             read_timeout=self.settings.submit_timeout)
+        except NotSent as exc:
+            await self._back_off_secret(secret_id, None, row.attempts)
+            return await self._move(row, S.QUEUED, f"create not sent: {exc}", last_channel_id=channel_id,
+                                    next_poll_at=time.time() + self._backoff(row.attempts), **off)
+        except OutcomeUnknown as exc:
+            return await self._ambiguous(row, f"create outcome unknown: {exc}")
+        sub = _parse_submit(adaptor, reply)
+        if sub.outcome is Outcome.ACCEPTED:
+            crash_point("after_upstream_accept")
+            return await self._move(row, S.RUNNING, "accepted upstream", upstream_id=sub.upstream_id,
+                                    upstream_state=sub.upstream_state, upstream_reply=json.dumps(sub.reply),
+                                    next_poll_at=time.time() + self._interval(adaptor), **off)
+        if sub.outcome is Outcome.AMBIGUOUS:
+            return await self._ambiguous(row, "create reply unreadable")
+        if sub.outcome is Outcome.REFUSED:
+            moved = await self._move(row, S.FAILED, f"refused upstream: {sub.error_code}",
+                                     error_code=sub.error_code, error_message=sub.error_message)
+            if inline:
+                raise UpstreamRefused(sub.error_message or "refused by the provider",
+                                      upstream_status=reply.status, upstream_code=sub.error_code)
+            return moved
+        # Proved not accepted: this secret is unhealthy; put the task back for another channel.
+        if sub.outcome in (Outcome.AUTH, Outcome.NO_CREDIT):
+            reason = (f"upstream rejected the secret (HTTP {reply.status})" if sub.outcome is Outcome.AUTH
+                      else "upstream account out of credit")
+            async with self.db.write() as conn:
+                await chan.disable_secret(conn, secret_id, reason)
+            log.warning("secret %s of channel %s disabled: %s", secret_id, channel_id, reason)
+        else:
+            await self._back_off_secret(secret_id, sub.retry_after, row.attempts)
+        return await self._move(row, S.QUEUED, f"create not accepted: HTTP {reply.status}",
+                                last_channel_id=channel_id,
+                                next_poll_at=time.time() + self._backoff(row.attempts, sub.retry_after), **off)
 
     async def _back_off_secret(self, secret_id: int, retry_after: float | None, attempts: int) -> None:
         async with self.db.write() as conn:
             await chan.back_off(conn, secret_id, time.time() + self._backoff(attempts, retry_after))
 
-    async def _ambiguous(self, row: Row[Any], reason: str) -> None:
-        await self._move(row, S.AMBIGUOUS, reason, lease_owner=None, lease_until=None,
+    async def _ambiguous(self, row: Row[Any], reason: str) -> Row[Any] | None:
+        return await self._move(row, S.AMBIGUOUS, reason, lease_owner=None, lease_until=None,
                          next_poll_at=time.time() + min(1.0, self.settings.ambiguity_grace))
 
     # ---------------------------------------------------------------- due work
@@ -424,6 +476,8 @@ class TaskEngine:
             moved = await store.move(conn, row, S.SUCCEEDED, reason="results re-hosted", settle_amount=amount)
             if not moved:  # cancelled meanwhile: the cancel won; keep nothing of this attempt
                 await conn.rollback()
+            elif row.callback_url:
+                await self._hook(conn, row.id)
         if moved:
             self.notifier.changed(row.id)
             self.on_queued()

@@ -30,8 +30,8 @@ async def _charge(conn: AsyncConnection, key_id: int, amount: int) -> bool:
     return bool(unlimited)
 
 
-async def reserve(conn: AsyncConnection, key_id: int, task_id: int, amount: int) -> None:
-    if not await _charge(conn, key_id, amount):
+async def reserve(conn: AsyncConnection, key_id: int, task_id: int, amount: int, *, unlimited: bool = False) -> None:
+    if not unlimited and not await _charge(conn, key_id, amount):
         raise InsufficientCredits("insufficient credits")
     await _entry(conn, key_id, task_id, "reserve", amount)
 

@@ -41,26 +41,31 @@ class NewTask:
     secret_id: int | None = None
 
 
-async def insert_task(conn: AsyncConnection, new: NewTask, now: float) -> int:
-    """Insert a queued task and reserve its credits (raises InsufficientCredits: nothing is saved)."""
-    task_id = await conn.scalar(insert(tasks).values(
+async def insert_task(conn: AsyncConnection, new: NewTask, now: float, *, unlimited: bool,
+                      submitting: dict[str, Any] | None = None) -> Row[Any]:
+    """Insert a task and reserve its credits (raises InsufficientCredits: nothing is saved).
+
+    With `submitting` (the bound channel, secret and lease, its slot already taken in this
+    transaction) the task starts in SUBMITTING, else QUEUED for the poller."""
+    state = TaskState.SUBMITTING if submitting else TaskState.QUEUED
+    values: dict[str, Any] = dict(
         public_id=new.public_id, key_id=new.key_id, provider=new.provider, action=new.action,
-        model=new.model, state=TaskState.QUEUED.value, request=json.dumps(new.request),
+        model=new.model, state=state.value, request=json.dumps(new.request),
         upstream_request=json.dumps(new.upstream_request), units=json.dumps(new.units),
         reserved=new.reserved, callback_url=new.callback_url,
         deadline_at=new.deadline_at, next_poll_at=now, marker=new.marker,
         parent_task_id=new.parent_task_id, channel_id=new.channel_id, secret_id=new.secret_id,
-        pinned=new.secret_id is not None, created_at=now, updated_at=now,
-    ).returning(tasks.c.id))
-    assert task_id is not None
-    await ledger.reserve(conn, new.key_id, task_id, new.reserved)
-    await conn.execute(insert(task_events).values(task_id=task_id, from_state=None,
-                                                  to_state=TaskState.QUEUED.value, reason="created", at=now))
-    return int(task_id)
+        pinned=new.secret_id is not None, created_at=now, updated_at=now)
+    values.update(submitting or {})
+    row = (await conn.execute(insert(tasks).values(**values).returning(*tasks.c))).one()
+    await ledger.reserve(conn, new.key_id, row.id, new.reserved, unlimited=unlimited)
+    await conn.execute(insert(task_events).values(task_id=row.id, from_state=None, to_state=state.value,
+                                                  reason="created", at=now))
+    return row
 
 
 async def move(conn: AsyncConnection, task: Row[Any], new: TaskState, *, reason: str,
-               settle_amount: int | None = None, **fields: Any) -> bool:
+               settle_amount: int | None = None, **fields: Any) -> Row[Any] | None:
     """Move `task` from the state it was read in to `new`, with what that move implies:
     settle on success, refund on failure or cancel, the secret's slot released when no longer held."""
     old = TaskState(task.state)
@@ -77,10 +82,10 @@ async def move(conn: AsyncConnection, task: Row[Any], new: TaskState, *, reason:
         values["settled"] = max(0, min(settle_amount or 0, task.reserved))
     elif new in (TaskState.FAILED, TaskState.CANCELLED):
         values["settled"] = 0
-    res = await conn.execute(update(tasks).where(tasks.c.id == task.id, tasks.c.state == old.value)
-                             .values(**values))
-    if res.rowcount == 0:
-        return False
+    moved = (await conn.execute(update(tasks).where(tasks.c.id == task.id, tasks.c.state == old.value)
+                                .values(**values).returning(*tasks.c))).first()
+    if moved is None:
+        return None
     if releases and task.secret_id is not None:
         await chan.release_slot(conn, task.secret_id)
     if new is TaskState.SUCCEEDED:
@@ -89,7 +94,7 @@ async def move(conn: AsyncConnection, task: Row[Any], new: TaskState, *, reason:
         await ledger.refund(conn, task.key_id, task.id, task.reserved)
     await conn.execute(insert(task_events).values(task_id=task.id, from_state=old.value, to_state=new.value,
                                                   reason=reason[:500], at=now))
-    return True
+    return moved
 
 
 async def touch(conn: AsyncConnection, task: Row[Any], **fields: Any) -> bool:

@@ -42,9 +42,10 @@ def _sqlite_pragmas(engine: AsyncEngine, *, immediate: bool) -> None:
         cur.execute("PRAGMA foreign_keys=ON")
         cur.close()
 
-    @event.listens_for(engine.sync_engine, "begin")
-    def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+    if immediate:
+        @event.listens_for(engine.sync_engine, "begin")
+        def _on_begin(conn: Any) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 class Database:
@@ -60,6 +61,7 @@ class Database:
             self._writer = create_async_engine(self.url, pool_size=1, max_overflow=0, pool_timeout=60)
             self._reader = create_async_engine(self.url, pool_size=4, max_overflow=4)
             _sqlite_pragmas(self._writer, immediate=True)
+            # Reads run in autocommit (no BEGIN): one statement, one snapshot, no write lock.
             _sqlite_pragmas(self._reader, immediate=False)
         else:
             self._writer = create_async_engine(self.url, pool_size=10, max_overflow=20, pool_pre_ping=True)

@@ -190,3 +190,29 @@ stored_objects = Table(
     Column("content_type", String(100), nullable=False),
     Column("created_at", Float, nullable=False),
 )
+
+# One row per webhook delivery: the provider-shaped task object at one state change, signed at send
+# time. Retried with backoff until a 2xx or 24 h; a task's deliveries go out in order (by id).
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("task_id", Integer, nullable=False),
+    Column("key_id", Integer, nullable=False),
+    Column("webhook_id", String(64), nullable=False, unique=True),
+    Column("url", Text, nullable=False),
+    Column("state", String(64), nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", Float, nullable=True),  # NULL once delivered or given up
+    Column("lease_until", Float, nullable=True),
+    Column("delivered_at", Float, nullable=True),
+    Column("dead", Boolean, nullable=False, server_default=text("false")),
+    Column("last_status", Integer, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("created_at", Float, nullable=False),
+    Index("ix_webhooks_due", "next_attempt_at", postgresql_where=text("next_attempt_at IS NOT NULL"),
+          sqlite_where=text("next_attempt_at IS NOT NULL")),
+    Index("ix_webhooks_task", "task_id", "id"),
+    Index("ix_webhooks_key", "key_id", "id"),
+)

@@ -136,9 +136,7 @@ async def serve_emulator(
     if public_base is None:
         shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
         public_base = f"http://{shown}:{port}"
-    app = build_emulator_app(
-        secret=secret, task_seconds=task_seconds, state_dir=state_dir, public_base=public_base
-    )
+    app = build_emulator_app(secret=secret, task_seconds=task_seconds, state_dir=state_dir, public_base=public_base)
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False))
     await server.serve()
 
@@ -162,9 +160,7 @@ def _control_routes(runtime: EmulatorRuntime) -> list[BaseRoute]:
 
     async def stats(request: Request) -> Response:
         now = EmulatorContext.now()
-        return JSONResponse(
-            {name: ctx.stats.to_json(store.running(name, now)) for name, ctx in contexts.items()}
-        )
+        return JSONResponse({name: ctx.stats.to_json(store.running(name, now)) for name, ctx in contexts.items()})
 
     async def reset(request: Request) -> Response:
         body = await _json_body(request, default={})

@@ -72,9 +72,7 @@ class EmulatorContext:
         """Use up one application of the oldest active rule of `kinds` that matches this request."""
         now = self.now()
         for rule in self.store.faults(now):
-            if matches(rule, self.provider, op, secret, kinds, now) and self.store.consume_fault(
-                rule["id"], now
-            ):
+            if matches(rule, self.provider, op, secret, kinds, now) and self.store.consume_fault(rule["id"], now):
                 return rule
         return None
 

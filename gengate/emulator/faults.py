@@ -30,9 +30,7 @@ from typing import Any, Literal, NotRequired, TypedDict, cast
 FaultKind = Literal["status", "timeout", "malformed", "drop_after_accept", "unknown_state", "fail_task"]
 FaultOp = Literal["create", "poll", "cancel", "list", "any"]
 
-KINDS: frozenset[str] = frozenset(
-    {"status", "timeout", "malformed", "drop_after_accept", "unknown_state", "fail_task"}
-)
+KINDS: frozenset[str] = frozenset({"status", "timeout", "malformed", "drop_after_accept", "unknown_state", "fail_task"})
 OPS: frozenset[str] = frozenset({"create", "poll", "cancel", "list", "any"})
 # Kinds that only make sense for one op: a rule with another op would silently never fire.
 _ONLY_OP: dict[str, str] = {"unknown_state": "poll", "fail_task": "create"}

@@ -53,10 +53,7 @@ CREATE TABLE IF NOT EXISTS held_providers (provider TEXT PRIMARY KEY, since REAL
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 """
 
-_COLUMNS = (
-    "provider, id, secret, accepted_at, duration, paused, held_since, canceled_at, "
-    "fail_code, fail_message, data"
-)
+_COLUMNS = "provider, id, secret, accepted_at, duration, paused, held_since, canceled_at, fail_code, fail_message, data"
 _ALL = ""  # the stored spelling of None ("every provider", "each secret") in caps and held_providers
 
 
@@ -96,9 +93,7 @@ class SqliteStore:
 
     # Tasks.
 
-    def add_task(
-        self, task: TaskRecord, aliases: Sequence[str], cap: int | None, now: float
-    ) -> Accepted | None:
+    def add_task(self, task: TaskRecord, aliases: Sequence[str], cap: int | None, now: float) -> Accepted | None:
         with self._write() as db:
             counts = dict(
                 db.execute(
@@ -109,9 +104,7 @@ class SqliteStore:
             mine = counts.get(task.secret, 0)
             if cap is not None and mine >= cap:
                 return None
-            held = db.execute(
-                "SELECT 1 FROM held_providers WHERE provider IN (?, ?)", (task.provider, _ALL)
-            ).fetchone()
+            held = db.execute("SELECT 1 FROM held_providers WHERE provider IN (?, ?)", (task.provider, _ALL)).fetchone()
             held_since = task.accepted_at if held else task.held_since
             db.execute(
                 f"INSERT INTO tasks ({_COLUMNS}, ends_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -149,12 +142,9 @@ class SqliteStore:
         return _task(rows[0]) if rows else None
 
     def list_tasks(self, provider: str, secret: str, offset: int, limit: int) -> tuple[list[TaskRecord], int]:
-        total = self._query(
-            "SELECT count(*) FROM tasks WHERE provider = ? AND secret = ?", (provider, secret)
-        )
+        total = self._query("SELECT count(*) FROM tasks WHERE provider = ? AND secret = ?", (provider, secret))
         rows = self._query(
-            f"SELECT {_COLUMNS} FROM tasks WHERE provider = ? AND secret = ? "
-            "ORDER BY seq DESC LIMIT ? OFFSET ?",
+            f"SELECT {_COLUMNS} FROM tasks WHERE provider = ? AND secret = ? ORDER BY seq DESC LIMIT ? OFFSET ?",
             (provider, secret, limit, offset),
         )
         return [_task(row) for row in rows], int(total[0][0])
@@ -265,9 +255,7 @@ class SqliteStore:
     def media_key(self) -> bytes:
         """The key that signs media URLs, shared by every process and kept across restarts."""
         with self._write() as db:
-            db.execute(
-                "INSERT OR IGNORE INTO meta (key, value) VALUES ('media_key', ?)", (secrets.token_hex(32),)
-            )
+            db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('media_key', ?)", (secrets.token_hex(32),))
             (value,) = db.execute("SELECT value FROM meta WHERE key = 'media_key'").fetchone()
         return bytes.fromhex(value)
 

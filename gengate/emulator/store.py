@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import heapq
 import secrets
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from itertools import islice
 from typing import NamedTuple, Protocol
 
 from gengate.emulator.faults import FaultRule
@@ -32,9 +34,7 @@ class Cap(NamedTuple):
 
 class Store(Protocol):
     # Tasks. Every method takes `now` where the answer depends on the clock.
-    def add_task(
-        self, task: TaskRecord, aliases: Sequence[str], cap: int | None, now: float
-    ) -> Accepted | None:
+    def add_task(self, task: TaskRecord, aliases: Sequence[str], cap: int | None, now: float) -> Accepted | None:
         """Store a new job unless its secret already runs `cap` jobs (then None). While the
         provider is held, the job starts held. `aliases` are other ids that find it (creations)."""
         ...
@@ -109,12 +109,19 @@ class _Running:
 
 
 class MemoryStore:
-    """A process-local store: fast, forgotten on exit."""
+    """A process-local store: fast, forgotten on exit.
 
-    def __init__(self) -> None:
+    It keeps at most `max_tasks` tasks (about 2 KB each): past that, the oldest finished ones are
+    forgotten, as a provider's retention would, so that a long benchmark cannot exhaust memory.
+    """
+
+    def __init__(self, max_tasks: int = 300_000) -> None:
+        self.max_tasks = max_tasks
+        # Insertion-ordered, so the first entry is always the oldest task.
         self._tasks: dict[tuple[str, str], TaskRecord] = {}
         self._aliases: dict[tuple[str, str], str] = {}
-        self._history: dict[tuple[str, str], list[str]] = {}
+        self._aliases_of: dict[tuple[str, str], tuple[str, ...]] = {}
+        self._history: dict[tuple[str, str], deque[str]] = {}
         self._running: dict[str, _Running] = {}
         self._held_providers: dict[str | None, float] = {}
         self._faults: list[FaultRule] = []
@@ -123,9 +130,7 @@ class MemoryStore:
 
     # Tasks.
 
-    def add_task(
-        self, task: TaskRecord, aliases: Sequence[str], cap: int | None, now: float
-    ) -> Accepted | None:
+    def add_task(self, task: TaskRecord, aliases: Sequence[str], cap: int | None, now: float) -> Accepted | None:
         running = self._prune(task.provider, now)
         mine = running.by_secret.setdefault(task.secret, set())
         if cap is not None and len(mine) >= cap:
@@ -137,10 +142,27 @@ class MemoryStore:
         self._tasks[key] = task
         for alias in aliases:
             self._aliases[(task.provider, alias)] = task.id
-        self._history.setdefault((task.provider, task.secret), []).append(task.id)
+        if aliases:
+            self._aliases_of[key] = tuple(aliases)
+        self._history.setdefault((task.provider, task.secret), deque()).append(task.id)
         mine.add(task.id)
         heapq.heappush(running.heap, (task.ends_at, task.id))
+        if len(self._tasks) > self.max_tasks:
+            self._forget_oldest(now)
         return Accepted(len(mine), sum(len(ids) for ids in running.by_secret.values()))
+
+    def _forget_oldest(self, now: float) -> None:
+        while len(self._tasks) > self.max_tasks:
+            key = next(iter(self._tasks))
+            task = self._tasks[key]
+            if not task.progress(now).terminal:
+                return  # a long-held task; try again on a later accept
+            del self._tasks[key]
+            self._running_of(task.provider).by_secret.get(task.secret, set()).discard(task.id)
+            for alias in self._aliases_of.pop(key, ()):
+                self._aliases.pop((task.provider, alias), None)
+            # Oldest overall is also oldest of its secret, hence at the left end.
+            self._history[(task.provider, task.secret)].popleft()
 
     def get_task(self, provider: str, task_id: str) -> TaskRecord | None:
         task = self._tasks.get((provider, task_id))
@@ -152,11 +174,9 @@ class MemoryStore:
         return None if task_id is None else self.get_task(provider, task_id)
 
     def list_tasks(self, provider: str, secret: str, offset: int, limit: int) -> tuple[list[TaskRecord], int]:
-        ids = self._history.get((provider, secret), [])
-        total = len(ids)
-        stop = max(total - offset, 0)
-        page = ids[max(stop - limit, 0) : stop]
-        return [replace(self._tasks[(provider, task_id)]) for task_id in reversed(page)], total
+        ids = self._history.get((provider, secret), deque())
+        page = islice(reversed(ids), offset, offset + limit)
+        return [replace(self._tasks[(provider, task_id)]) for task_id in page], len(ids)
 
     def mark_failed(self, provider: str, task_id: str, code: str, message: str) -> None:
         task = self._tasks.get((provider, task_id))
@@ -216,9 +236,9 @@ class MemoryStore:
         heap = running.heap
         while heap and heap[0][0] <= now:
             _, task_id = heapq.heappop(heap)
-            task = self._tasks[(provider, task_id)]
-            ids = running.by_secret.get(task.secret)
-            if ids is None or task_id not in ids:
+            task = self._tasks.get((provider, task_id))
+            ids = None if task is None else running.by_secret.get(task.secret)
+            if task is None or ids is None or task_id not in ids:
                 continue
             if task.ends_at <= now:
                 ids.discard(task_id)

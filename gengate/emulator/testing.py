@@ -1,7 +1,7 @@
 """Run the emulator as a real HTTP server (uvicorn in a thread) for tests.
 
-    with running_emulator(task_seconds=(0.5, 1)) as emu:
-        ... aiohttp calls to f"{emu.base_url}/vidu/vidu/v1/tasks" ...
+with running_emulator(task_seconds=(0.5, 1)) as emu:
+    ... aiohttp calls to f"{emu.base_url}/vidu/vidu/v1/tasks" ...
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from pathlib import Path
 
 import uvicorn
 from starlette.applications import Starlette
+from starlette.types import ASGIApp
 
 from gengate.emulator.app import DEFAULT_SECRET, build_emulator_app
 
@@ -30,6 +31,34 @@ class RunningEmulator:
         return self.base_url + path
 
 
+def bound_socket() -> tuple[socket.socket, str]:
+    """A listening-ready socket on a free loopback port, and its base URL. Binding first lets an
+    app be told its own public URL before it serves anything."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock, f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+@contextmanager
+def serving(app: ASGIApp, sock: socket.socket, startup_timeout: float = 10.0) -> Iterator[uvicorn.Server]:
+    """Serve `app` with uvicorn on `sock` in a background thread until the block ends."""
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + startup_timeout
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the server did not start")
+        time.sleep(0.01)
+    try:
+        yield server
+    finally:
+        server.should_exit = True
+        thread.join(startup_timeout)
+        sock.close()
+
+
 @contextmanager
 def running_emulator(
     *,
@@ -37,13 +66,8 @@ def running_emulator(
     task_seconds: tuple[float, float] = (0.0, 0.0),
     state_dir: Path | None = None,
     poll_latency: float | None = None,
-    startup_timeout: float = 10.0,
 ) -> Iterator[RunningEmulator]:
-    # Bind first, so the app can be told its own public URL before it serves anything.
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    sock, base_url = bound_socket()
     app = build_emulator_app(
         secret=secret,
         task_seconds=task_seconds,
@@ -51,17 +75,5 @@ def running_emulator(
         public_base=base_url,
         poll_latency=poll_latency,
     )
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + startup_timeout
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the emulator did not start")
-        time.sleep(0.01)
-    try:
+    with serving(app, sock) as server:
         yield RunningEmulator(base_url, app, server)
-    finally:
-        server.should_exit = True
-        thread.join(startup_timeout)
-        sock.close()

@@ -16,6 +16,7 @@ from gengate.core.keys import ClientKey, _patterns
 from gengate.core.notify import Notifier
 from gengate.db.engine import Database
 from gengate.db.models import keys, settings_kv
+from gengate.net.ssrf import GuardPolicy
 from gengate.providers.base import TaskAdaptor
 from gengate.storage.base import Storage
 from gengate.storage.signing import UrlSigner
@@ -31,6 +32,7 @@ class AppContext:
     storage: Storage
     signer: UrlSigner
     adaptors: Mapping[str, TaskAdaptor]
+    url_policy: GuardPolicy
 
     async def authenticate(self, presented: str | None) -> ClientKey:
         """Check a client key, and pick up key/channel changes made since the last request (one query)."""

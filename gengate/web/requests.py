@@ -36,5 +36,5 @@ async def read_json(request: Request, limit: int) -> Any:
         raise InvalidRequest("request body is empty; a JSON object is expected")
     try:
         return json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (ValueError, RecursionError):  # bad UTF-8 or JSON, int digit limit, nesting depth
         raise InvalidRequest("request body is not valid JSON") from None

@@ -18,6 +18,7 @@ from gengate.core import idempotency
 from gengate.core import tasks as store
 from gengate.core.keys import ClientKey
 from gengate.core.states import TERMINAL, TaskState
+from gengate.net.ssrf import check_url
 from gengate.providers.base import Parent, TaskAdaptor, TaskView
 from gengate.web.context import AppContext
 from gengate.web.requests import read_json
@@ -56,6 +57,8 @@ async def create_task(ctx: AppContext, request: Request, key: ClientKey, adaptor
             return await ctx.engine.view(row)
     try:
         prepared = await adaptor.prepare(body, KeyResolver(ctx, key))
+        if prepared.callback_url:  # client input: the SSRF rule applies, and a refusal is a 4xx now
+            await check_url(prepared.callback_url, ctx.url_policy, field="callback_url")
         row = await ctx.engine.create(key, adaptor, prepared, claim.row_id if claim else None)
     except BaseException:
         if claim is not None:

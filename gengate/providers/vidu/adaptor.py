@@ -43,7 +43,7 @@ _IN_PROGRESS = ("created", "queueing", "preparation", "scheduling", "processing"
 TYPES = ("text2video", "img2video", "character2video", "headtailimg2video", "upscale", "text2image",
          "reference2image")
 IMAGE_TYPES = ("text2image", "reference2image")
-URL_FIELDS = ("uri", "nomark_uri", "download_uri", "cover_uri")
+URL_FIELDS = ("nomark_uri", "uri", "download_uri", "cover_uri")  # the first present one is the main URL
 
 
 def iso(ts: float) -> str:
@@ -289,6 +289,9 @@ class ViduWebAdaptor:
         if task.state is S.FAILED:
             out["err_msg"] = task.error_message or ""
         return out
+
+    def provider_state(self, task: TaskView) -> str:
+        return vidu_state(task)
 
     def render_state(self, task: TaskView) -> dict[str, Any]:
         """One event of the SSE stream `GET /vidu/v1/tasks/state` (vidu.md §2.6)."""

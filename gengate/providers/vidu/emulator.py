@@ -132,9 +132,7 @@ class _Api:
         self.ctx = ctx
         self.emulator = emulator
 
-    def guarded(
-        self, handler: Callable[[Request], Awaitable[Response]]
-    ) -> Callable[[Request], Awaitable[Response]]:
+    def guarded(self, handler: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
             try:
                 return await handler(request)
@@ -173,7 +171,7 @@ class _Api:
             creations = [_upscaled(parent, _derived_id(task_id, 0))]
         else:
             creations = _plan_creations(req, task_id)
-        data = {
+        data: dict[str, Any] = {
             "type": req.type,
             "input": req.input,
             "settings": req.settings,
@@ -191,11 +189,7 @@ class _Api:
         ctx = self.ctx
         parent = ctx.store.find_alias(ctx.provider, creation_id)
         # A creation exists once its task succeeded, and only for the account that made it.
-        if (
-            parent is None
-            or parent.secret != secret
-            or parent.progress(ctx.now()).phase is not Phase.SUCCEEDED
-        ):
+        if parent is None or parent.secret != secret or parent.progress(ctx.now()).phase is not Phase.SUCCEEDED:
             raise ViduError(404, "CreationNotFound", f"creation {creation_id} not found")
         for creation in parent.data["creations"]:
             if creation["id"] == creation_id:
@@ -299,14 +293,10 @@ class _Api:
             obj["err_msg"] = task.fail_message or obj["err_code"]
         elif progress.phase is Phase.SUCCEEDED and progress.finished_at is not None:
             grade = "upscale" if data["type"] == "upscale" else "draft"
-            obj["creations"] = [
-                self._creation(task.id, c, grade, progress.finished_at, now) for c in data["creations"]
-            ]
+            obj["creations"] = [self._creation(task.id, c, grade, progress.finished_at, now) for c in data["creations"]]
         return obj
 
-    def _creation(
-        self, task_id: str, c: Creation, grade: str, finished_at: float, now: float
-    ) -> dict[str, Any]:
+    def _creation(self, task_id: str, c: Creation, grade: str, finished_at: float, now: float) -> dict[str, Any]:
         ctx = self.ctx
         size = {"width": c["width"], "height": c["height"]}
         cover = ctx.media_url(MediaSpec("jpeg", c["id"], c["width"], c["height"]), "cover.jpeg", now)
@@ -480,9 +470,7 @@ def _state(progress: Progress) -> str:
 
 def _state_event(task: TaskRecord, progress: Progress) -> dict[str, Any]:
     state = _state(progress)
-    left = (
-        progress.remaining if math.isfinite(progress.remaining) else task.duration * (1 - progress.fraction)
-    )
+    left = progress.remaining if math.isfinite(progress.remaining) else task.duration * (1 - progress.fraction)
     waiting = state in ("created", "queueing")
     return {
         "state": state,

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-25 07:12:18.892335
+Create Date: 2026-11-25 07:17:05.294912
 """
 
 import sqlalchemy as sa
@@ -91,6 +91,37 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("task_events", schema=None) as batch_op:
         batch_op.create_index("ix_task_events_task", ["task_id", "id"], unique=False)
+
+    op.create_table(
+        "webhook_deliveries",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("task_id", sa.Integer(), nullable=False),
+        sa.Column("key_id", sa.Integer(), nullable=False),
+        sa.Column("webhook_id", sa.String(length=64), nullable=False),
+        sa.Column("url", sa.Text(), nullable=False),
+        sa.Column("state", sa.String(length=64), nullable=False),
+        sa.Column("payload", sa.Text(), nullable=False),
+        sa.Column("attempts", sa.Integer(), server_default="0", nullable=False),
+        sa.Column("next_attempt_at", sa.Float(), nullable=True),
+        sa.Column("lease_until", sa.Float(), nullable=True),
+        sa.Column("delivered_at", sa.Float(), nullable=True),
+        sa.Column("dead", sa.Boolean(), server_default=sa.text("(false)"), nullable=False),
+        sa.Column("last_status", sa.Integer(), nullable=True),
+        sa.Column("last_error", sa.Text(), nullable=True),
+        sa.Column("created_at", sa.Float(), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("webhook_id"),
+    )
+    with op.batch_alter_table("webhook_deliveries", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_webhooks_due",
+            ["next_attempt_at"],
+            unique=False,
+            postgresql_where=sa.text("next_attempt_at IS NOT NULL"),
+            sqlite_where=sa.text("next_attempt_at IS NOT NULL"),
+        )
+        batch_op.create_index("ix_webhooks_key", ["key_id", "id"], unique=False)
+        batch_op.create_index("ix_webhooks_task", ["task_id", "id"], unique=False)
 
     op.create_table(
         "channel_secrets",
@@ -227,6 +258,16 @@ def downgrade() -> None:
         batch_op.drop_index("ix_channel_secrets_channel")
 
     op.drop_table("channel_secrets")
+    with op.batch_alter_table("webhook_deliveries", schema=None) as batch_op:
+        batch_op.drop_index("ix_webhooks_task")
+        batch_op.drop_index("ix_webhooks_key")
+        batch_op.drop_index(
+            "ix_webhooks_due",
+            postgresql_where=sa.text("next_attempt_at IS NOT NULL"),
+            sqlite_where=sa.text("next_attempt_at IS NOT NULL"),
+        )
+
+    op.drop_table("webhook_deliveries")
     with op.batch_alter_table("task_events", schema=None) as batch_op:
         batch_op.drop_index("ix_task_events_task")
 

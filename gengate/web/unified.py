@@ -1,0 +1,62 @@
+"""The unified task API for tasks of every provider: `GET /v1/tasks/{id}`, `/events` (SSE), `/cancel`.
+
+Its object is gengate's own (interface.md "Unified task API"), rendered from any task by one function;
+a provider adds nothing here. Errors use OpenAI's envelope.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute
+
+from gengate.core.states import UNIFIED_STATUS, TaskState
+from gengate.providers.base import TaskView
+from gengate.providers.openai.errors import openai_error
+from gengate.web.context import AppContext
+from gengate.web.family import Family
+from gengate.web.requests import bearer
+from gengate.web.tasks import read_task, sse_stream
+
+FAMILY = Family(name="tasks", prefix="/v1/tasks", render_error=openai_error)
+
+
+def render_unified(task: TaskView) -> dict[str, Any]:
+    progress = 100 if task.state is TaskState.SUCCEEDED else task.progress
+    error = None
+    if task.state in (TaskState.FAILED, TaskState.CANCELLED):
+        error = {"code": task.error_code or task.state.value,
+                 "message": task.error_message or f"the task was {task.state.value}"}
+    return {
+        "id": task.public_id, "object": "task", "provider": task.provider, "model": task.model,
+        "status": UNIFIED_STATUS[task.state], "progress": progress,
+        "created_at": int(task.created_at), "updated_at": int(task.updated_at),
+        "outputs": [{"url": next(iter(o.urls.values())), "type": o.kind} for o in task.outputs if o.urls],
+        "error": error,
+        "cost": {"reserved": task.reserved, "settled": task.settled},
+    }
+
+
+def routes(ctx: AppContext) -> list[BaseRoute]:
+    async def get(request: Request) -> Response:
+        key = await ctx.authenticate(bearer(request))
+        return JSONResponse(render_unified(await read_task(ctx, key, request.path_params["task_id"], None)))
+
+    async def events(request: Request) -> Response:
+        key = await ctx.authenticate(bearer(request))
+        row = await ctx.engine.owned(key, request.path_params["task_id"])
+        return sse_stream(ctx, row, render_unified)
+
+    async def cancel(request: Request) -> Response:
+        key = await ctx.authenticate(bearer(request))
+        row = await ctx.engine.cancel(key, request.path_params["task_id"])
+        return JSONResponse(render_unified(await ctx.engine.view(row)))
+
+    family_routes: list[BaseRoute] = [
+        FAMILY.route("/{task_id}", get, ["GET"]),
+        FAMILY.route("/{task_id}/events", events, ["GET"]),
+        FAMILY.route("/{task_id}/cancel", cancel, ["POST"]),
+    ]
+    return [*family_routes, FAMILY.fallback(family_routes)]
