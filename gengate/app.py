@@ -131,7 +131,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             for task in loops.values():
                 task.cancel()
             await asyncio.gather(*loops.values(), return_exceptions=True)
-            await poller.drain(timeout=3.0)
+            await poller.drain(grace=3.0)
             async with db.write() as conn:
                 await store.release_leases(conn, owner)
             await upstream.close()

@@ -65,6 +65,6 @@ class Poller:
         finally:
             self._sem.release()
 
-    async def drain(self, timeout: float = 5.0) -> None:
+    async def drain(self, grace: float = 5.0) -> None:
         if self._inflight:
-            await asyncio.wait(list(self._inflight), timeout=timeout)
+            await asyncio.wait(list(self._inflight), timeout=grace)

@@ -187,7 +187,7 @@ class ViduWebAdaptor:
             per = prices.get(f"vidu:image:{res}", prices["vidu:image:1080p"])
         else:
             per = prices.get(f"vidu:video_second:{res}", prices["vidu:video_second:720p"]) * units["seconds"]
-        return int(round(per * units.get("count", 1)))
+        return round(per * units.get("count", 1))
 
     def final_price(self, units: Mapping[str, float], outputs: tuple[OutputSpec, ...],
                     prices: PriceTable) -> int:
