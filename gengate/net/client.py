@@ -178,7 +178,7 @@ class _PinnedResolver(AbstractResolver):
         except HostError as exc:
             raise URLRefused(f"{field} {exc}") from None
         results: list[ResolveResult] = []
-        for address in await self._resolver.resolve(host, port):
+        for address in await checked_addresses(parsed, port, self._policy, self._resolver, field):
             found = socket.AF_INET if ipaddress.ip_address(address).version == 4 else socket.AF_INET6
             if family in (socket.AF_INET, socket.AF_INET6) and found != family:
                 continue

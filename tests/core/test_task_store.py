@@ -1,0 +1,130 @@
+"""The task store and ledger on both backends: reserve/settle/refund exactly once, guarded moves,
+leases that never hand one task to two owners."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from gengate.core import ledger
+from gengate.core import tasks as store
+from gengate.core.crypto import SecretBox
+from gengate.core.errors import InsufficientCredits
+from gengate.core.keys import create_key
+from gengate.core.states import TaskState
+from gengate.db.engine import Database
+from gengate.db.models import keys, ledger_entries
+
+S = TaskState
+
+
+@pytest.fixture
+async def db(backend, tmp_path: Path) -> AsyncIterator[Database]:  # noqa: ANN001
+    url = backend.new_database() or f"sqlite:///{tmp_path / 'g.db'}"
+    database = Database(url)
+    await database.migrate()
+    yield database
+    await database.dispose()
+
+
+async def _key(db: Database, credits: int | None) -> int:
+    async with db.write() as conn:
+        key_id, _, _ = await create_key(conn, SecretBox("x" * 32), name=f"k{time.time_ns()}", credits=credits,
+                                        models=None, expires_at=None)
+    return key_id
+
+
+def _new(key_id: int, reserved: int, public_id: str) -> store.NewTask:
+    return store.NewTask(public_id=public_id, key_id=key_id, provider="vidu", action="text2video", model="vidu-1",
+                         request={}, upstream_request={}, units={}, reserved=reserved,
+                         deadline_at=time.time() + 60, marker="m")
+
+
+async def _credits(db: Database, key_id: int) -> int | None:
+    async with db.read() as conn:
+        return await conn.scalar(select(keys.c.credits).where(keys.c.id == key_id))
+
+
+async def test_reserve_settle_once(db: Database) -> None:
+    key_id = await _key(db, 1000)
+    async with db.write() as conn:
+        row = await store.insert_task(conn, _new(key_id, 300, "t1"), time.time(), unlimited=False)
+    assert await _credits(db, key_id) == 700
+    for nxt in (S.SUBMITTING, S.RUNNING, S.REHOSTING):
+        async with db.write() as conn:
+            row = await store.move(conn, row, nxt, reason="test")
+            assert row is not None
+    async with db.write() as conn:
+        done = await store.move(conn, row, S.SUCCEEDED, reason="test", settle_amount=200)
+    assert done is not None and done.settled == 200
+    assert await _credits(db, key_id) == 800  # 300 reserved, 100 given back
+    # The same move again, from the stale row: zero rows, nothing charged.
+    async with db.write() as conn:
+        assert await store.move(conn, row, S.SUCCEEDED, reason="again", settle_amount=200) is None
+    async with db.write() as conn:
+        assert await store.move(conn, row, S.FAILED, reason="late failure") is None
+    assert await _credits(db, key_id) == 800
+    with pytest.raises(IntegrityError):  # the database itself refuses a second settle
+        async with db.write() as conn:
+            await ledger.settle(conn, key_id, row.id, 300, 300)
+    async with db.read() as conn:
+        assert await ledger.spent(conn, key_id) == 200
+
+
+async def test_refund_once_and_insufficient(db: Database) -> None:
+    key_id = await _key(db, 500)
+    async with db.write() as conn:
+        row = await store.insert_task(conn, _new(key_id, 400, "t2"), time.time(), unlimited=False)
+    with pytest.raises(InsufficientCredits):
+        async with db.write() as conn:
+            await store.insert_task(conn, _new(key_id, 400, "t3"), time.time(), unlimited=False)
+    assert await _credits(db, key_id) == 100  # the refused task left nothing behind
+    async with db.write() as conn:
+        assert await store.move(conn, row, S.CANCELLED, reason="cancel") is not None
+    async with db.write() as conn:
+        assert await store.move(conn, row, S.FAILED, reason="race") is None
+    assert await _credits(db, key_id) == 500
+    async with db.read() as conn:
+        kinds = (await conn.execute(select(ledger_entries.c.kind, func.count()).where(
+            ledger_entries.c.key_id == key_id).group_by(ledger_entries.c.kind))).all()
+    assert dict(kinds) == {"grant": 1, "reserve": 1, "refund": 1}
+
+
+async def test_concurrent_moves_one_winner(db: Database) -> None:
+    key_id = await _key(db, None)
+    async with db.write() as conn:
+        row = await store.insert_task(conn, _new(key_id, 50, "t4"), time.time(), unlimited=True)
+
+    async def attempt(new: TaskState) -> bool:
+        async with db.write() as conn:
+            return await store.move(conn, row, new, reason="race") is not None
+
+    results = await asyncio.gather(*(attempt(s) for s in (S.FAILED, S.CANCELLED) * 5))
+    assert sum(results) == 1
+
+
+async def test_leases_are_exclusive_and_expire(db: Database) -> None:
+    key_id = await _key(db, None)
+    now = time.time()
+    async with db.write() as conn:
+        for i in range(30):
+            await store.insert_task(conn, _new(key_id, 1, f"lease{i}"), now, unlimited=True)
+
+    async def lease(owner: str) -> list[int]:
+        async with db.write() as conn:
+            rows = await store.lease_due(conn, db.dialect, owner, time.time(), 30, 10)
+        return [r.id for r in rows]
+
+    got = await asyncio.gather(*(lease(f"p{i}") for i in range(5)))
+    flat = [i for ids in got for i in ids]
+    assert len(flat) == 30 and len(set(flat)) == 30
+    assert await lease("late") == []  # everything is leased
+    async with db.write() as conn:  # a holder that died: its lease lapses, another owner takes over
+        rows = await store.lease_due(conn, db.dialect, "heir", time.time() + 31, 30, 100)
+    assert len(rows) == 30 and {r.lease_owner for r in rows} == {"heir"}
