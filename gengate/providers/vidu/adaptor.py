@@ -104,10 +104,16 @@ def _validate_prompts(task_type: str, inp: Mapping[str, Any], settings: Mapping[
                            "input.prompts")
 
 
-def _fingerprint(upstream_request: Mapping[str, Any]) -> str:
-    keep = {"type": upstream_request.get("type"), "input": upstream_request.get("input"),
-            "settings": upstream_request.get("settings")}
-    return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()
+def _fingerprint(request: Mapping[str, Any]) -> str:
+    """What identifies a create among the account's history: its type, settings, prompts (kind and
+    content) and referenced creation. Fields the upstream adds when it echoes a task are left out."""
+    inp = request.get("input") or {}
+    prompts = [(p.get("type"), p.get("content"), (p.get("material") or {}).get("id"))
+               for p in inp.get("prompts") or [] if isinstance(p, dict)]
+    creation = inp.get("creation_id")
+    keep = {"type": request.get("type"), "settings": request.get("settings") or {}, "prompts": prompts,
+            "creation_id": None if creation in (None, "0", "") else str(creation)}
+    return hashlib.sha256(json.dumps(keep, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def _parse_time(raw: Any) -> float:
@@ -266,7 +272,7 @@ class ViduWebAdaptor:
             if created and created < not_before:
                 older = True
                 continue
-            if _fingerprint(_request_of(t)) == want:
+            if _fingerprint(t) == want:
                 found.append(str(t["id"]))
         return list(reversed(found)), bool(items) and not older
 
@@ -324,15 +330,6 @@ def _check_settings(settings: Mapping[str, Any]) -> None:
     for name in ("model", "model_version", "resolution"):
         if name in settings and not isinstance(settings[name], str | int | float):
             raise _field_error("FieldInvalid", f"settings.{name} must be a string", f"settings.{name}")
-
-
-def _request_of(task: Mapping[str, Any]) -> dict[str, Any]:
-    """The create request that an upstream task object echoes (prompt defaults stripped back off)."""
-    inp = dict(task.get("input") or {})
-    inp.pop("lang", None)
-    if inp.get("creation_id") == "0":
-        inp.pop("creation_id")
-    return {"type": task.get("type"), "input": inp, "settings": task.get("settings") or {}}
 
 
 def _output(c: Mapping[str, Any]) -> OutputSpec:
