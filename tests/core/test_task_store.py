@@ -25,7 +25,7 @@ S = TaskState
 
 
 @pytest.fixture
-async def db(backend, tmp_path: Path) -> AsyncIterator[Database]:  # noqa: ANN001
+async def db(backend, tmp_path: Path) -> AsyncIterator[Database]:
     url = backend.new_database() or f"sqlite:///{tmp_path / 'g.db'}"
     database = Database(url)
     await database.migrate()

@@ -11,12 +11,12 @@ from gengate.db.engine import Database
 from gengate.db.models import metadata
 
 
-async def test_models_match_migrations(backend, tmp_path: Path) -> None:  # noqa: ANN001
+async def test_models_match_migrations(backend, tmp_path: Path) -> None:
     db = Database(backend.new_database() or f"sqlite:///{tmp_path / 'm.db'}")
     await db.migrate()
     await db.migrate()  # applying twice is a no-op
 
-    def diff(sync_conn):  # noqa: ANN001, ANN202
+    def diff(sync_conn):
         return compare_metadata(MigrationContext.configure(sync_conn), metadata)
 
     async with db.read() as conn:
