@@ -13,6 +13,7 @@ Fixtures (see each docstring):
 - `sandbox_server` (module, per backend): one `gengate serve --sandbox` shared by a module's tests.
 - `ext_server` (module, per backend): a server without the sandbox whose only Vidu channel points at
   the standalone emulator (`channels add`), with its own upstream secret.
+- `home` (function): an unstarted `GengateServer` on a fresh data dir / database, for CLI tests.
 - `cli`: `cli(data_dir, *args, env=None, check=True)` → stdout of `python -m gengate ...`.
 - `http` (function): an aiohttp session with no default headers.
 - `vidu` (function): `vidu(server, key, scheme="Token")` → a `ViduClient` for `/vidu/v1`.
@@ -610,6 +611,13 @@ def ext_server(backend: Backend, make_server: ServerFactory, emulator: Emulator)
     server = make_server(database_url=backend.new_database(), sandbox=False, emulator=emulator)
     yield server
     emulator.clear_faults()
+
+
+@pytest.fixture
+def home(backend: Backend, tmp_path: Path) -> GengateServer:
+    """An unstarted GengateServer (fresh data dir; for pg a fresh database), for CLI-only tests:
+    `home.cli(...)`, `home.cli_run(...)`, `home.db_query(sql)`, `home.stored_bytes()`."""
+    return GengateServer(tmp_path / "data", database_url=backend.new_database(), sandbox=False)
 
 
 @pytest.fixture(name="cli")

@@ -121,10 +121,14 @@ async def check_url(
     """Validate scheme, host, port and every resolved address; return the allowed addresses.
 
     ``field`` names the client's parameter in the refusal message (``callback_url``, ``url``).
-    IP literals, in any spelling, are judged without DNS.
+    IP literals, in any spelling, are judged without DNS; a lookup gets ``policy.timeout`` seconds.
     """
     target = parse_target(url, policy, field)
-    return await checked_addresses(target.host, target.port, policy, resolver or SystemResolver(), field)
+    try:
+        async with asyncio.timeout(policy.timeout):
+            return await checked_addresses(target.host, target.port, policy, resolver or SystemResolver(), field)
+    except TimeoutError:
+        raise _refuse(f"{field} host {target.url.host} did not resolve within {policy.timeout:g} s") from None
 
 
 def _check_name(name: str, policy: GuardPolicy, field: str) -> None:

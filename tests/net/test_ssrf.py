@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import logging
 import re
@@ -246,6 +247,16 @@ async def test_unresolvable_name_is_refused() -> None:
         await check_url("http://nowhere.invalid/", STRICT, FakeResolver())
     with pytest.raises(URLRefused, match="does not resolve"):
         await check_url("http://empty.example/", STRICT, FakeResolver({"empty.example": []}))
+
+
+async def test_slow_lookup_is_refused() -> None:
+    class Hanging:
+        async def resolve(self, host: str, port: int) -> list[str]:
+            await asyncio.sleep(10)
+            return ["93.184.216.34"]
+
+    with pytest.raises(URLRefused, match=r"did not resolve within 0\.1 s"):
+        await check_url("http://slow.example/", GuardPolicy(timeout=0.1), Hanging())
 
 
 async def test_allow_cidrs_allows_only_its_ranges() -> None:
