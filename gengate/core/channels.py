@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import delete, insert, or_, select, update
+from sqlalchemy import bindparam, delete, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gengate.core.crypto import SecretBox, fingerprint
@@ -148,13 +148,15 @@ async def delete_channel(conn: AsyncConnection, channel_id: int) -> None:
     await bump_config_version(conn)
 
 
+_ACQUIRE = (update(channel_secrets)
+            .where(channel_secrets.c.id == bindparam("sid"), channel_secrets.c.backoff_until <= bindparam("now"),
+                   or_(channel_secrets.c.max_concurrency.is_(None),
+                       channel_secrets.c.running < channel_secrets.c.max_concurrency))
+            .values(running=channel_secrets.c.running + 1))
+
+
 async def acquire_slot(conn: AsyncConnection, secret_id: int, now: float) -> bool:
-    res = await conn.execute(
-        update(channel_secrets)
-        .where(channel_secrets.c.id == secret_id, channel_secrets.c.backoff_until <= now,
-               or_(channel_secrets.c.max_concurrency.is_(None),
-                   channel_secrets.c.running < channel_secrets.c.max_concurrency))
-        .values(running=channel_secrets.c.running + 1))
+    res = await conn.execute(_ACQUIRE, {"sid": secret_id, "now": now})
     return res.rowcount > 0
 
 

@@ -15,6 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from gengate.core.errors import InsufficientCredits
 from gengate.db.models import keys, ledger_entries
 
+_INSERT_ENTRY = insert(ledger_entries)
+
 
 async def _charge(conn: AsyncConnection, key_id: int, amount: int) -> bool:
     """Take `amount` from a limited key (give back when negative). Unlimited keys always succeed."""
@@ -52,8 +54,8 @@ async def refund(conn: AsyncConnection, key_id: int, task_id: int, reserved: int
 async def _entry(conn: AsyncConnection, key_id: int, task_id: int | None, kind: str, amount: int) -> None:
     # Inserted first: if a settle or refund already exists, the unique constraint aborts the whole
     # transaction, including the state change that called it.
-    await conn.execute(insert(ledger_entries).values(
-        key_id=key_id, task_id=task_id, kind=kind, amount=amount, created_at=time.time()))
+    await conn.execute(_INSERT_ENTRY, {"key_id": key_id, "task_id": task_id, "kind": kind, "amount": amount,
+                                       "created_at": time.time()})
 
 
 async def spent(conn: AsyncConnection, key_id: int) -> int:

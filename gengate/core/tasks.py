@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import and_, insert, or_, select, text, update
+from sqlalchemy import and_, bindparam, insert, or_, select, text, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -20,6 +21,24 @@ from gengate.core import channels as chan
 from gengate.core import ledger
 from gengate.core.states import HOLDS_SLOT, TERMINAL, TaskState, can_move
 from gengate.db.models import outputs, task_events, tasks
+
+# Built once: executing a prebuilt statement with a parameter dict skips rebuilding its cache key,
+# which is most of SQLAlchemy's cost on the create path.
+_INSERT_TASK = insert(tasks).returning(*tasks.c)
+_INSERT_EVENT = insert(task_events)
+
+
+@lru_cache(maxsize=256)
+def _guarded_update(columns: frozenset[str]) -> Any:
+    """`UPDATE tasks SET <columns> WHERE id = :w_id AND state = :w_state RETURNING *`, built once per column set."""
+    return (update(tasks).where(tasks.c.id == bindparam("w_id"), tasks.c.state == bindparam("w_state"))
+            .values({c: bindparam(f"v_{c}") for c in sorted(columns)}).returning(*tasks.c))
+
+
+async def _update_guarded(conn: AsyncConnection, task: Row[Any], values: dict[str, Any]) -> Row[Any] | None:
+    params = {f"v_{k}": v for k, v in values.items()}
+    params.update(w_id=task.id, w_state=task.state)
+    return (await conn.execute(_guarded_update(frozenset(values)), params)).first()
 
 
 @dataclass(frozen=True)
@@ -57,10 +76,10 @@ async def insert_task(conn: AsyncConnection, new: NewTask, now: float, *, unlimi
         parent_task_id=new.parent_task_id, channel_id=new.channel_id, secret_id=new.secret_id,
         pinned=new.secret_id is not None, created_at=now, updated_at=now)
     values.update(submitting or {})
-    row = (await conn.execute(insert(tasks).values(**values).returning(*tasks.c))).one()
+    row = (await conn.execute(_INSERT_TASK, values)).one()
     await ledger.reserve(conn, new.key_id, row.id, new.reserved, unlimited=unlimited)
-    await conn.execute(insert(task_events).values(task_id=row.id, from_state=None, to_state=state.value,
-                                                  reason="created", at=now))
+    await conn.execute(_INSERT_EVENT, {"task_id": row.id, "from_state": None, "to_state": state.value,
+                                       "reason": "created", "at": now})
     return row
 
 
@@ -82,8 +101,7 @@ async def move(conn: AsyncConnection, task: Row[Any], new: TaskState, *, reason:
         values["settled"] = max(0, min(settle_amount or 0, task.reserved))
     elif new in (TaskState.FAILED, TaskState.CANCELLED):
         values["settled"] = 0
-    moved = (await conn.execute(update(tasks).where(tasks.c.id == task.id, tasks.c.state == old.value)
-                                .values(**values).returning(*tasks.c))).first()
+    moved = await _update_guarded(conn, task, values)
     if moved is None:
         return None
     if releases and task.secret_id is not None:
@@ -92,16 +110,14 @@ async def move(conn: AsyncConnection, task: Row[Any], new: TaskState, *, reason:
         await ledger.settle(conn, task.key_id, task.id, task.reserved, values["settled"])
     elif new in (TaskState.FAILED, TaskState.CANCELLED):
         await ledger.refund(conn, task.key_id, task.id, task.reserved)
-    await conn.execute(insert(task_events).values(task_id=task.id, from_state=old.value, to_state=new.value,
-                                                  reason=reason[:500], at=now))
+    await conn.execute(_INSERT_EVENT, {"task_id": task.id, "from_state": old.value, "to_state": new.value,
+                                       "reason": reason[:500], "at": now})
     return moved
 
 
 async def touch(conn: AsyncConnection, task: Row[Any], **fields: Any) -> bool:
     """Update non-state fields (progress, next poll) while the task is still in the state it was read in."""
-    res = await conn.execute(update(tasks).where(tasks.c.id == task.id, tasks.c.state == task.state)
-                             .values(updated_at=time.time(), **fields))
-    return res.rowcount > 0
+    return await _update_guarded(conn, task, {"updated_at": time.time(), **fields}) is not None
 
 
 async def lease_due(conn: AsyncConnection, dialect: str, owner: str, now: float, lease_seconds: float,

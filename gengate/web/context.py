@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from gengate.config import Settings
 from gengate.core.channels import Router
@@ -20,6 +20,11 @@ from gengate.net.ssrf import GuardPolicy
 from gengate.providers.base import TaskAdaptor
 from gengate.storage.base import Storage
 from gengate.storage.signing import UrlSigner
+
+# One query per request: the key, and the config version that says whether channels changed.
+_AUTH = select(keys.c.id, keys.c.name, keys.c.credits, keys.c.models, keys.c.expires_at, keys.c.revoked_at,
+               select(settings_kv.c.value).where(settings_kv.c.name == "config_version").scalar_subquery()
+               .label("cv")).where(keys.c.key_hash == bindparam("h"))
 
 
 @dataclass
@@ -40,11 +45,8 @@ class AppContext:
 
         if not presented:
             raise AuthError("You didn't provide an API key.")
-        version = select(settings_kv.c.value).where(settings_kv.c.name == "config_version").scalar_subquery()
         async with self.db.read() as conn:
-            row = (await conn.execute(select(keys.c.id, keys.c.name, keys.c.credits, keys.c.models,
-                                             keys.c.expires_at, keys.c.revoked_at, version.label("cv"))
-                                      .where(keys.c.key_hash == hash_key(presented)))).first()
+            row = (await conn.execute(_AUTH, {"h": hash_key(presented)})).first()
             if row is not None and (row.cv or "") != self.router.version:
                 await self.router.refresh(conn, row.cv or "")
         if row is None or row.revoked_at is not None:
