@@ -74,10 +74,17 @@ async def _upsert_sandbox_channels(db: Database, box: SecretBox, settings: Setti
 
     base = settings.resolved_public_url + "/_sandbox"
     for emu in discover_emulators():
-        async with db.write() as conn:
-            await chan.add_channel(conn, box, provider=emu.provider, base_url=f"{base}/{emu.provider}",
-                                   secrets=[SANDBOX_SECRET], name=f"sandbox-{emu.provider}",
-                                   max_concurrency=settings.sandbox_concurrency, upsert=True)
+        for attempt in range(5):  # workers starting together race on the insert: the loser updates
+            try:
+                async with db.write() as conn:
+                    await chan.add_channel(conn, box, provider=emu.provider, base_url=f"{base}/{emu.provider}",
+                                           secrets=[SANDBOX_SECRET], name=f"sandbox-{emu.provider}",
+                                           max_concurrency=settings.sandbox_concurrency, upsert=True)
+                break
+            except IntegrityError:
+                if attempt == 4:
+                    raise
+                await asyncio.sleep(0.1 * (attempt + 1))
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

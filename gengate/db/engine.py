@@ -8,6 +8,7 @@ deferred transactions so they never take the write lock.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -83,11 +84,26 @@ class Database:
 
     async def migrate(self) -> None:
         """Apply Alembic migrations; on PostgreSQL under an advisory lock so processes may start at once."""
-        from alembic import command
         from alembic.config import Config
 
         cfg = Config()
         cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+        if self.is_sqlite:  # several processes (--workers) may start at once: one migrates at a time
+            path = self.url.split(":///", 1)[1]
+            lock_path = Path(path + ".migrate.lock") if path and path != ":memory:" else None
+            if lock_path is not None:
+                with lock_path.open("a") as fh:
+                    await asyncio.to_thread(fcntl.flock, fh, fcntl.LOCK_EX)
+                    try:
+                        await self._migrate(cfg)
+                    finally:
+                        fcntl.flock(fh, fcntl.LOCK_UN)
+                return
+        await self._migrate(cfg)
+
+    async def _migrate(self, cfg: Any) -> None:
+        from alembic import command
+
         engine = create_async_engine(self.url, poolclass=NullPool)
         if self.is_sqlite:
             _sqlite_pragmas(engine, immediate=True)
