@@ -38,6 +38,7 @@ from gengate.storage import open_storage
 from gengate.storage.routes import file_routes
 from gengate.storage.signing import UrlSigner
 from gengate.web.context import AppContext
+from gengate.web.metrics import metrics_endpoint
 from gengate.web.unified import routes as unified_routes
 
 log = logging.getLogger("gengate")
@@ -128,6 +129,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         for name, task in loops.items():
             task.add_done_callback(lambda t, n=name: _loop_died(n, t))
         health["loops"] = loops
+        health["poller"] = poller
         health["ready"] = True
         log.info("gengate ready on %s (database: %s, sandbox: %s)", settings.resolved_public_url,
                  db.dialect, settings.sandbox)
@@ -157,6 +159,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                              "time": time.time()})
 
     app.add_route("/healthz", healthz, methods=["GET"])
+    app.add_route("/metrics", metrics_endpoint(lambda: app.state.ctx,
+                                               lambda: getattr(health.get("poller"), "rounds", 0)), methods=["GET"])
     for route in file_routes(lambda: storage, lambda: app.state.ctx.signer):
         app.router.routes.append(route)
     if settings.sandbox:

@@ -115,9 +115,15 @@ async def move(conn: AsyncConnection, task: Row[Any], new: TaskState, *, reason:
     return moved
 
 
+# Bookkeeping of the poller, not a change anyone sees: rescheduling alone leaves `updated_at` alone
+# (open streams treat a new `updated_at` as a change; a held task must not emit an event per poll).
+_SCHEDULING = frozenset({"next_poll_at", "lease_owner", "lease_until"})
+
+
 async def touch(conn: AsyncConnection, task: Row[Any], **fields: Any) -> bool:
     """Update non-state fields (progress, next poll) while the task is still in the state it was read in."""
-    return await _update_guarded(conn, task, {"updated_at": time.time(), **fields}) is not None
+    values = dict(fields) if _SCHEDULING.issuperset(fields) else {"updated_at": time.time(), **fields}
+    return await _update_guarded(conn, task, values) is not None
 
 
 async def lease_due(conn: AsyncConnection, dialect: str, owner: str, now: float, lease_seconds: float,
