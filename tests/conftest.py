@@ -194,6 +194,10 @@ class Backend:
         self._created.append(db)
         return f"{PG_HOST_URL}/{db}"
 
+    def fetch(self, url: str, sql: str) -> list[dict[str, Any]]:
+        """Rows of a query on one of this backend's PostgreSQL databases."""
+        return pg_fetch(url, sql)
+
     def drop_all(self) -> None:
         for db in self._created:
             with contextlib.suppress(Exception):
@@ -356,7 +360,7 @@ class Emulator(EmulatorControl):
     """A standalone `gengate emulate` process on a free port. It accepts every secret of its pool
     (`new_secret()` hands each out once, so tests can scope stats and faults by secret)."""
 
-    def __init__(self, workdir: Path, task_seconds: float = EMULATOR_TASK_SECONDS, pool: int = 32) -> None:
+    def __init__(self, workdir: Path, task_seconds: float = EMULATOR_TASK_SECONDS, pool: int = 256) -> None:
         self.port = free_port()
         super().__init__(f"http://127.0.0.1:{self.port}")
         self.workdir = workdir
@@ -367,6 +371,8 @@ class Emulator(EmulatorControl):
         self.proc: subprocess.Popen[bytes] | None = None
 
     def new_secret(self) -> str:
+        if self._next >= len(self._pool):
+            raise RuntimeError(f"the emulator's pool of {len(self._pool)} upstream secrets is used up")
         secret = self._pool[self._next]
         self._next += 1
         return secret
@@ -689,8 +695,9 @@ class ViduClient:
     async def get(self, task_id: str) -> Reply:
         return await self.request("GET", f"/vidu/v1/tasks/{task_id}")
 
-    async def wait(self, task_id: str, states: frozenset[str] = TERMINAL, timeout: float = 40) -> dict[str, Any]:
-        """Poll GET until the task's state is in `states`; returns the task object."""
+    async def wait(self, task_id: str, states: frozenset[str] = TERMINAL,
+                   timeout: float = 40) -> dict[str, Any]:  # noqa: ASYNC109
+        """Poll GET until the task's state is in `states` (at most `timeout` s); returns the task object."""
         deadline = time.monotonic() + timeout
         last: Any = None
         while time.monotonic() < deadline:
@@ -702,8 +709,10 @@ class ViduClient:
             await asyncio.sleep(0.15)
         raise AssertionError(f"task {task_id} not in {sorted(states)} within {timeout} s: {last}")
 
-    async def events(self, task_id: str, timeout: float = 30) -> tuple[Reply, list[tuple[float, Any]], list[str]]:
-        """Read the SSE stream `GET /vidu/v1/tasks/state?id=` to its end. Returns the reply (headers,
+    async def events(self, task_id: str,
+                     timeout: float = 30) -> tuple[Reply, list[tuple[float, Any]], list[str]]:  # noqa: ASYNC109
+        """Read the SSE stream `GET /vidu/v1/tasks/state?id=` to its end (at most `timeout` s, else
+        aiohttp's timeout error). Returns the reply (headers,
         status; body only for a non-stream reply), the events as (seconds since the request, parsed
         JSON), and every raw non-empty line."""
         started = time.monotonic()

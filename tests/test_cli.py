@@ -7,6 +7,7 @@ import base64
 import json
 import re
 import secrets
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 import pytest
@@ -32,6 +33,16 @@ def assert_clean_failure(proc, code: int | None = None) -> None:
     if code is not None:
         assert proc.returncode == code, (proc.returncode, proc.stderr)
     assert "Traceback" not in proc.stdout + proc.stderr, proc.stderr
+
+
+def assert_all_fail(home, *cases: list[str]) -> None:
+    """Run independent failing invocations at once (several CLI processes on one database); each must
+    exit non-zero without a traceback."""
+    with ThreadPoolExecutor(4) as pool:
+        procs = list(pool.map(lambda args: home.cli_run(*args, check=False), cases))
+    for args, proc in zip(cases, procs, strict=True):
+        assert proc.returncode != 0, (args, proc.stdout, proc.stderr)
+        assert "Traceback" not in proc.stdout + proc.stderr, (args, proc.stderr)
 
 
 def assert_not_stored(home, *needles: str) -> None:
@@ -67,7 +78,6 @@ def test_keys_create_output_contract(home):
     # `keys webhook-secret NAME` prints the same secret on stdout.
     assert home.cli("keys", "webhook-secret", "alice").strip().splitlines()[-1] == whsec
     assert home.cli_run("keys", "webhook-secret", "bob", data_dir_last=True).stdout.strip() == whsec2
-    assert_clean_failure(home.cli_run("keys", "webhook-secret", "nobody", check=False))
 
     assert set(keys_json(home)) == {"alice", "bob"}
     # Shown once, stored hashed: neither the key (nor its random part) nor the webhook secret is in clear.
@@ -87,9 +97,11 @@ def test_keys_create_options_and_errors(home):
     # The key is shown once: the list shows a hint only.
     assert all(len(k["hint"]) < 20 for k in keys.values())
 
-    assert_clean_failure(home.cli_run("keys", "create", "--name", "open", check=False))  # duplicate name
-    assert_clean_failure(home.cli_run("keys", "create", "--name", "neg", "--credits", "-1", check=False))
-    assert_clean_failure(home.cli_run("keys", "create", "--name", "when", "--expires", "next week", check=False))
+    assert_all_fail(home,
+                    ["keys", "create", "--name", "open"],  # duplicate name
+                    ["keys", "create", "--name", "neg", "--credits", "-1"],
+                    ["keys", "create", "--name", "when", "--expires", "next week"],
+                    ["keys", "webhook-secret", "nobody"])
     assert set(keys_json(home)) == {"limited", "open"}
 
 
@@ -149,28 +161,24 @@ def test_channels_add_list_enable_disable(home):
     home.cli_run("channels", "disable", str(second_id), data_dir_last=True)
     assert channels_json(home)["second"]["enabled"] is False
 
-    for args in (["channels", "enable", "nope"], ["channels", "disable", "999999"]):
-        assert_clean_failure(home.cli_run(*args, check=False))
+    assert_all_fail(home, ["channels", "enable", "nope"], ["channels", "disable", "999999"])
     # The channel secrets are not stored in clear.
     assert_not_stored(home, s1, s2, s3)
 
 
 def test_channels_add_errors_and_options(home):
-    def add(*extra: str, check: bool = False):
-        return home.cli_run("channels", "add", "--provider", "vidu", "--base-url", "http://127.0.0.1:9/vidu",
-                            "--key", "k-1", *extra, check=check)
-
-    add("--name", "opts", "--option", "auth=jwt", "--option", "region=cn", "--option", "q=a=b", check=True)
+    home.cli("channels", "add", "--provider", "vidu", "--base-url", "http://127.0.0.1:9/vidu", "--key", "k-1",
+             "--name", "opts", "--option", "auth=jwt", "--option", "region=cn", "--option", "q=a=b")
     rows = home.db_query("SELECT options FROM channels WHERE name = 'opts'")
     assert json.loads(rows[0]["options"]) == {"auth": "jwt", "region": "cn", "q": "a=b"}
 
-    assert_clean_failure(add("--name", "bad-opt", "--option", "novalue"))
-    assert_clean_failure(add("--name", "bad-opt2", "--option", "=v"))
-    assert_clean_failure(add("--name", "opts"))  # duplicate name
-    assert_clean_failure(home.cli_run("channels", "add", "--provider", "nosuch", "--base-url",
-                                      "http://127.0.0.1:9", "--key", "k", "--name", "x", check=False))
-    assert_clean_failure(home.cli_run("channels", "add", "--provider", "vidu", "--base-url", "ftp://h",
-                                      "--key", "k", "--name", "y", check=False))
-    assert_clean_failure(home.cli_run("channels", "add", "--provider", "vidu", "--base-url", "http://h",
-                                      "--name", "z", check=False))  # no --key
+    base = ["channels", "add", "--provider", "vidu", "--base-url", "http://127.0.0.1:9/vidu", "--key", "k-1"]
+    assert_all_fail(home,
+                    [*base, "--name", "bad-opt", "--option", "novalue"],
+                    [*base, "--name", "bad-opt2", "--option", "=v"],
+                    [*base, "--name", "opts"],  # duplicate name
+                    ["channels", "add", "--provider", "nosuch", "--base-url", "http://127.0.0.1:9", "--key", "k",
+                     "--name", "x"],
+                    ["channels", "add", "--provider", "vidu", "--base-url", "ftp://h", "--key", "k", "--name", "y"],
+                    ["channels", "add", "--provider", "vidu", "--base-url", "http://h", "--name", "z"])  # no --key
     assert set(channels_json(home)) == {"opts"}

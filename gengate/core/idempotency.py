@@ -56,10 +56,11 @@ async def claim(db: Database, *, key_id: int, route: str, value: str, digest: st
                 return Claim(row_id=int(new_id), task_id=None)
             if row.body_hash != digest:
                 raise IdempotencyMismatch("this Idempotency-Key was used with another request body")
+            if row.locked_until is not None and row.locked_until > now:
+                # Also once its task exists: the first request is answered only after the submit.
+                raise IdempotencyInProgress("a request with this Idempotency-Key is still in progress")
             if row.task_id is not None:
                 return Claim(row_id=row.id, task_id=row.task_id)
-            if row.locked_until is not None and row.locked_until > now:
-                raise IdempotencyInProgress("a request with this Idempotency-Key is still in progress")
             # The first request died without creating a task: this one takes over.
             res = await conn.execute(update(idempotency_keys).where(
                 idempotency_keys.c.id == row.id, idempotency_keys.c.locked_until == row.locked_until)
@@ -70,13 +71,24 @@ async def claim(db: Database, *, key_id: int, route: str, value: str, digest: st
 
 
 async def bind_task(conn: AsyncConnection, row_id: int, task_id: int) -> None:
-    """In the task's own insert transaction: from now on a replay returns this task."""
+    """In the task's own insert transaction: a replay returns this task once the request is answered
+    (`finish`), or once its lock lapses if its process died. Until then a replay is 409."""
     await conn.execute(update(idempotency_keys).where(idempotency_keys.c.id == row_id)
-                       .values(task_id=task_id, locked_until=None))
+                       .values(task_id=task_id))
+
+
+async def finish(db: Database, row_id: int) -> None:
+    """The first request was answered: it no longer counts as in progress."""
+    async with db.write() as conn:
+        await conn.execute(update(idempotency_keys).where(idempotency_keys.c.id == row_id)
+                           .values(locked_until=None))
 
 
 async def release(db: Database, row_id: int) -> None:
-    """The request failed before creating a task: a retry with the same key may run again."""
+    """The request failed: without a task a retry with the same key may run again; with one (the
+    task was saved, then refused) a replay returns that task."""
     async with db.write() as conn:
         await conn.execute(delete(idempotency_keys).where(idempotency_keys.c.id == row_id,
                                                           idempotency_keys.c.task_id.is_(None)))
+        await conn.execute(update(idempotency_keys).where(idempotency_keys.c.id == row_id)
+                           .values(locked_until=None))

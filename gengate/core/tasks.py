@@ -122,7 +122,7 @@ _SCHEDULING = frozenset({"next_poll_at", "lease_owner", "lease_until"})
 
 async def touch(conn: AsyncConnection, task: Row[Any], **fields: Any) -> bool:
     """Update non-state fields (progress, next poll) while the task is still in the state it was read in."""
-    values = dict(fields) if _SCHEDULING.issuperset(fields) else {"updated_at": time.time(), **fields}
+    values = dict(fields) if fields and _SCHEDULING.issuperset(fields) else {"updated_at": time.time(), **fields}
     return await _update_guarded(conn, task, values) is not None
 
 

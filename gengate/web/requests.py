@@ -10,6 +10,11 @@ from starlette.requests import Request
 from gengate.core.errors import BodyTooLarge, InvalidRequest
 
 
+def _refuse_constant(name: str) -> Any:
+    # NaN and Infinity are not JSON; Python accepts them, and no reply could echo them back.
+    raise ValueError(f"{name} is not valid JSON")
+
+
 def bearer(request: Request, schemes: tuple[str, ...] = ("bearer",)) -> str | None:
     raw = request.headers.get("authorization")
     if not raw:
@@ -35,6 +40,6 @@ async def read_json(request: Request, limit: int) -> Any:
     if not raw.strip():
         raise InvalidRequest("request body is empty; a JSON object is expected")
     try:
-        return json.loads(raw)
+        return json.loads(raw, parse_constant=_refuse_constant)
     except (ValueError, RecursionError):  # bad UTF-8 or JSON, int digit limit, nesting depth
         raise InvalidRequest("request body is not valid JSON") from None

@@ -64,6 +64,8 @@ async def create_task(ctx: AppContext, request: Request, key: ClientKey, adaptor
         if claim is not None:
             await idempotency.release(ctx.db, claim.row_id)
         raise
+    if claim is not None:
+        await idempotency.finish(ctx.db, claim.row_id)
     return await ctx.engine.view(row)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import itertools
 import json
 import re
 import secrets
@@ -151,8 +152,8 @@ async def test_text2video_then_seed_upscale(sandbox_server, vidu, http):
     await check_video_creation(http, server, parent)
 
     # The seed's upscale request, byte for byte.
-    raw = '{"input":{"creation_id":"%s"},"type":"upscale","settings":{"model":"stable","duration":4}}' % (
-        parent["id"])
+    raw = '{"input":{"creation_id":"CID"},"type":"upscale","settings":{"model":"stable","duration":4}}'.replace(
+        "CID", parent["id"])
     reply = await c.create(data=raw)
     assert reply.status == 200, reply.text
     up = reply.body
@@ -191,7 +192,7 @@ OTHER_TYPES: list[tuple[str, list[dict[str, Any]], dict[str, Any], str]] = [
      {"duration": 4, "model_version": "2.0"},
      "video"),
     ("text2image",
-     [{"type": "text", "content": "a red kite over the sea"}],
+     [{"type": "text", "content": "海上的红色风筝"}],  # a Chinese prompt: lang "zh"
      {"duration": 0, "model_version": "3.1", "aspect_ratio": "1:1"},
      "image"),
     ("reference2image",
@@ -215,6 +216,9 @@ async def test_every_other_type(sandbox_server, vidu, http):
         done = await c.wait(task["id"])
         assert done["state"] == "success", (task_type, done)
         check_task_object(done, task_type)
+        chinese = any(re.search("[\u4e00-\u9fff]", p.get("content", "")) for p in prompts if p["type"] == "text")
+        assert done["input"]["lang"] == ("zh" if chinese else "en"), done["input"]
+        assert done["input"]["prompts"][0]["content"] == prompts[0]["content"]
         assert done["creations"], done
         for creation in done["creations"]:
             assert creation["type"] == kind, (task_type, creation)
@@ -256,7 +260,7 @@ async def test_sse_from_created_to_success(sandbox_server, vidu):
     try:
         task = await c.create_ok(t2v("sse"))
         stream = asyncio.create_task(c.events(task["id"], timeout=40))
-        await asyncio.sleep(1.5)
+        await asyncio.sleep(2.0)
         assert not stream.done()
     finally:
         server.upstream.hold(False)
@@ -266,16 +270,16 @@ async def test_sse_from_created_to_success(sandbox_server, vidu):
     assert reply.headers["Content-Type"].startswith("text/event-stream")
     assert events, lines
     # The first event came at once; while held upstream nothing changed, so nothing else was sent.
-    assert events[0][0] < 1.0, events
+    assert events[0][0] < 1.5, events
     assert events[0][1]["state"] in NON_TERMINAL, events
-    held = [e for e in events if e[0] < 1.4]
+    held = [e for e in events if e[0] < 1.9]
     assert len(held) == 1, events
     states = [e[1]["state"] for e in events]
     assert states[-1] == "success", states
     assert all(s in STATE_ORDER for s in states), states
     # One event per change, in the walk's order.
     payloads = [json.dumps(e[1], sort_keys=True) for e in events]
-    assert all(a != b for a, b in zip(payloads, payloads[1:], strict=False)), states
+    assert all(a != b for a, b in itertools.pairwise(payloads)), states
     assert [STATE_ORDER[s] for s in states] == sorted(STATE_ORDER[s] for s in states), states
     for _, event in events:
         assert {"state", "estimated_time_left", "err_code", "queue_wait_time"} <= set(event), event
@@ -363,17 +367,17 @@ async def test_upstream_failure_is_refunded(ext_server, vidu):
     before = server.upstream.creates(server.secret)
     task = await c.create_ok(t2v("blocked"))
     assert server.upstream.creates(server.secret) == before + 1
+    fine = await c.create_ok(t2v("fine"))  # the fault is used up: this one succeeds and is charged
     done = await c.wait(task["id"])
     assert done["state"] == "failed", done
     assert done["err_code"], done
     assert done["creations"] == []
-    reply, events, _ = await c.events(task["id"])
+    _, events, _ = await c.events(task["id"])
     assert [e[1]["state"] for e in events] == ["failed"]
     assert events[0][1]["err_code"]
-    assert server.credits(name) == start
-    # The next task (no fault left) succeeds and is charged.
-    ok = await c.wait((await c.create_ok(t2v("fine")))["id"])
+    ok = await c.wait(fine["id"])
     assert ok["state"] == "success"
+    # The failed task was refunded in full; only the successful one is charged.
     assert server.credits(name) == start - PRICE_T2V_4S
 
 
@@ -433,7 +437,8 @@ BAD_BODIES: list[tuple[str, bytes]] = [
         "type": "img2video", "settings": {"aspect_ratio": "16:9"},
         "input": {"prompts": [{"type": "text", "content": "x"}, {"type": "image", "content": "ssupload:?id=1"}]},
     }).encode()),
-    ("upscale without creation", json.dumps({"type": "upscale", "input": {}, "settings": {"model": "stable"}}).encode()),
+    ("upscale without creation",
+     json.dumps({"type": "upscale", "input": {}, "settings": {"model": "stable"}}).encode()),
     ("upscale of unknown creation", json.dumps({"type": "upscale", "input": {"creation_id": "9999999999999999"},
                                                 "settings": {"model": "stable"}}).encode()),
     ("body is an array", b"[]"),
@@ -489,15 +494,13 @@ async def test_bad_input_is_4xx_in_vidu_envelope(sandbox_server, vidu, http, ass
     assert not failures, "\n".join(failures)
 
 
-@pytest.mark.xfail(strict=True, reason="gengate bug: NaN/Infinity (not JSON, RFC 8259) are accepted by read_json; "
-                   "the task is created and charged, then rendering the reply fails: 500")
 @pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
 async def test_non_json_number_constants_are_refused(sandbox_server, vidu, constant, assert_vidu_error):
     server = sandbox_server
     name, key = server.make_named_key(credits=1_000_000)
     before = server.upstream.creates(server.secret)
     raw = ('{"type":"text2video","input":{"prompts":[{"type":"text","content":"x"}]},'
-           '"settings":{"duration":4,"x_ratio":%s}}' % constant)
+           '"settings":{"duration":4,"x_ratio":CONST}}').replace("CONST", constant)
     reply = await vidu(server, key).create(data=raw.encode())
     assert 400 <= reply.status < 500, (reply.status, reply.text)
     assert_vidu_error(reply)
@@ -529,7 +532,7 @@ async def test_client_key_never_stored_or_logged(sandbox_server, vidu, http):
     key = server.make_key(credits=10_000_000)
     c = vidu(server, key, "Bearer")
     task = await c.create_ok(t2v("leak check"), headers={"Idempotency-Key": "leak-" + secrets.token_hex(4)})
-    reply, events, _ = await c.events(task["id"], timeout=40)
+    _, events, _ = await c.events(task["id"], timeout=40)
     assert events[-1][1]["state"] == "success"
     done = await c.wait(task["id"])
     up = await c.wait((await c.create_ok({"input": {"creation_id": done["creations"][0]["id"]},
@@ -563,8 +566,9 @@ async def test_sigterm_restart_finishes_in_flight_tasks(backend, make_server, em
         tasks = await asyncio.gather(*(c.create_ok(t2v(f"restart {i}")) for i in range(4)))
         assert len({t["id"] for t in tasks}) == 4
         # Every job was accepted upstream and is being polled when the server stops.
-        deadline = time.monotonic() + 10
-        while emulator.creates(server.secret) < 4 and time.monotonic() < deadline:
+        for _ in range(100):
+            if emulator.creates(server.secret) >= 4:
+                break
             await asyncio.sleep(0.1)
         assert emulator.creates(server.secret) == 4
         for t in tasks:
