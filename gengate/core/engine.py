@@ -12,10 +12,11 @@ import logging
 import random
 import secrets
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Row
 
 from gengate.config import Settings
@@ -32,7 +33,7 @@ from gengate.core.pricing import PriceTable
 from gengate.core.states import TERMINAL, TaskState
 from gengate.core.upstream import NotSent, OutcomeUnknown, UpstreamClient
 from gengate.db.engine import Database
-from gengate.db.models import outputs, stored_objects, tasks
+from gengate.db.models import channel_secrets, outputs, stored_objects, tasks
 from gengate.providers.base import (
     Account,
     HttpReply,
@@ -79,6 +80,7 @@ class TaskEngine:
         self.prices = PriceTable(settings.prices)
         self.on_queued: Callable[[], None] = lambda: None  # the poller's wake-up
         self.on_webhook: Callable[[], None] = lambda: None  # the webhook sender's wake-up
+        self._webhook_queued = False
 
     # ---------------------------------------------------------------- create
     async def create(self, key: ClientKey, adaptor: TaskAdaptor, prepared: Prepared,
@@ -118,7 +120,7 @@ class TaskEngine:
             final = await self._submit(row, adaptor, inline=True)
         finally:
             if prepared.callback_url:
-                async with self.db.write() as conn:
+                async with self._tx() as conn:
                     await self._hook(conn, row.id)
                 final = None
         return final if final is not None else await self._row(row.id)
@@ -164,13 +166,22 @@ class TaskEngine:
         view = await self._view(conn, row)
         if await webhooks.enqueue(conn, task_id=row.id, key_id=row.key_id, url=row.callback_url,
                                   state=adaptor.provider_state(view), payload=adaptor.render(view)):
+            self._webhook_queued = True
+
+    @asynccontextmanager
+    async def _tx(self) -> AsyncIterator[Any]:
+        """A write transaction that wakes the webhook sender after it commits, if it queued one."""
+        async with self.db.write() as conn:
+            yield conn
+        if self._webhook_queued:
+            self._webhook_queued = False
             self.on_webhook()
 
     # ---------------------------------------------------------------- moves
     async def _move(self, row: Row[Any], new: TaskState, reason: str, **fields: Any) -> Row[Any] | None:
         if new in TERMINAL:
             crash_point("before_ledger")
-        async with self.db.write() as conn:
+        async with self._tx() as conn:
             moved = await store.move(conn, row, new, reason=reason, **fields)
             if moved and row.callback_url:
                 await self._hook(conn, row.id)
@@ -182,7 +193,7 @@ class TaskEngine:
 
     async def _reschedule(self, row: Row[Any], delay: float, **fields: Any) -> None:
         at = min(time.time() + delay, row.deadline_at)
-        async with self.db.write() as conn:
+        async with self._tx() as conn:
             touched = await store.touch(conn, row, next_poll_at=at, lease_owner=None, lease_until=None, **fields)
             if touched and fields and row.callback_url:
                 await self._hook(conn, row.id)
@@ -279,9 +290,12 @@ class TaskEngine:
         sub = _parse_submit(adaptor, reply)
         if sub.outcome is Outcome.ACCEPTED:
             crash_point("after_upstream_accept")
-            return await self._move(row, S.RUNNING, "accepted upstream", upstream_id=sub.upstream_id,
-                                    upstream_state=sub.upstream_state, upstream_reply=json.dumps(sub.reply),
-                                    next_poll_at=time.time() + self._interval(adaptor), **off)
+            moved = await self._move(row, S.RUNNING, "accepted upstream", upstream_id=sub.upstream_id,
+                                     upstream_state=sub.upstream_state, upstream_reply=json.dumps(sub.reply),
+                                     next_poll_at=time.time() + self._interval(adaptor), **off)
+            if moved is None and sub.upstream_id:
+                await self._orphaned(row, adaptor, account, sub.upstream_id)
+            return moved
         if sub.outcome is Outcome.AMBIGUOUS:
             return await self._ambiguous(row, "create reply unreadable")
         if sub.outcome is Outcome.REFUSED:
@@ -303,6 +317,19 @@ class TaskEngine:
         return await self._move(row, S.QUEUED, f"create not accepted: HTTP {reply.status}",
                                 last_channel_id=channel_id,
                                 next_poll_at=time.time() + self._backoff(row.attempts, sub.retry_after), **off)
+
+    async def _orphaned(self, row: Row[Any], adaptor: TaskAdaptor, account: Account, upstream_id: str) -> None:
+        """The task ended (cancelled, deadline) while its create was in flight: record the job the
+        upstream made and cancel it there, so that it does not run on unaccounted."""
+        async with self.db.write() as conn:
+            await conn.execute(update(tasks).where(tasks.c.id == row.id, tasks.c.upstream_id.is_(None))
+                               .values(upstream_id=upstream_id))
+        if isinstance(adaptor, SupportsCancel):
+            try:
+                await self.upstream.send(account, adaptor.build_cancel(account, upstream_id))
+            except (NotSent, OutcomeUnknown):
+                log.warning("task %s ended during its create; its upstream job could not be cancelled",
+                            row.public_id)
 
     async def _back_off_secret(self, secret_id: int, retry_after: float | None, attempts: int) -> None:
         async with self.db.write() as conn:
@@ -370,13 +397,33 @@ class TaskEngine:
             await self._reschedule(row, self._backoff(row.attempts))
             return
         if found:
-            await self._move(row, S.RUNNING, "reconciled: job found upstream", upstream_id=found,
-                             next_poll_at=time.time(), lease_owner=None, lease_until=None)
+            if not await self._bind(row, found):  # another task took that job meanwhile: look again
+                await self._reschedule(row, min(1.0, self.settings.ambiguity_grace / 4))
         elif time.time() - (row.submitted_at or row.created_at) >= self.settings.ambiguity_grace:
             await self._move(row, S.QUEUED, "reconciled: no job upstream after the grace period",
                              next_poll_at=time.time(), lease_owner=None, lease_until=None)
         else:
             await self._reschedule(row, min(1.0, self.settings.ambiguity_grace / 4))
+
+    async def _bind(self, row: Row[Any], upstream_id: str) -> bool:
+        """Bind a reconciled task to a found job, unless another task of the same secret holds it.
+        The check and the move share one transaction that holds the secret's row (SQLite: the one
+        writer), so two tasks with the same request reconciling at once never take the same job."""
+        async with self._tx() as conn:
+            await conn.execute(select(channel_secrets.c.id).where(channel_secrets.c.id == row.secret_id)
+                               .with_for_update())
+            taken = await conn.scalar(select(tasks.c.id).where(
+                tasks.c.secret_id == row.secret_id, tasks.c.upstream_id == upstream_id).limit(1))
+            if taken is not None:
+                return False
+            moved = await store.move(conn, row, S.RUNNING, reason="reconciled: job found upstream",
+                                     upstream_id=upstream_id, next_poll_at=time.time(), lease_owner=None,
+                                     lease_until=None)
+            if moved and row.callback_url:
+                await self._hook(conn, row.id)
+        if moved:
+            self.notifier.changed(row.id)
+        return True
 
     async def _first_unbound(self, row: Row[Any], ids: list[str]) -> str | None:
         """The first candidate job not already bound to another task on the same secret."""
@@ -463,7 +510,7 @@ class TaskEngine:
         amount = adaptor.final_price(json.loads(row.units), specs, self.prices)
         crash_point("before_ledger")
         now = time.time()
-        async with self.db.write() as conn:
+        async with self._tx() as conn:
             for idx, (spec, files, objs) in enumerate(saved):
                 await conn.execute(insert(outputs).values(
                     task_id=row.id, idx=idx, public_id=new_public_id(adaptor.id_kind),
