@@ -29,6 +29,9 @@ class Poller:
         self._inflight: set[asyncio.Task[None]] = set()
         self.rounds = 0
         self.last_round_at = 0.0
+        # Set when a round was cut short by busy handlers, not by a lack of due work: the round after
+        # starts as soon as a quarter of a batch of handlers is free, not a whole tick later.
+        self._want_slots = False
         engine.on_queued = self.wake
 
     def wake(self) -> None:
@@ -40,17 +43,20 @@ class Poller:
             self.last_round_at = time.time()
             self._wake.clear()  # before leasing, so a wake-up during the round is not lost
             free = self._sem._value  # only lease what we can start now
+            asked = min(self.batch, free)
             rows = []
-            if free > 0:
+            if asked > 0:
                 async with db.write() as conn:
                     rows = await store.lease_due(conn, db.dialect, self.engine.owner, time.time(),
-                                                 self.lease_seconds, min(self.batch, free))
+                                                 self.lease_seconds, asked)
             self.rounds += 1
             for row in rows:
                 await self._sem.acquire()
                 t = asyncio.create_task(self._handle(row))
                 self._inflight.add(t)
                 t.add_done_callback(self._inflight.discard)
+            # More may be due when the round got all it asked for but asked less than a batch.
+            self._want_slots = asked < self.batch and len(rows) == asked
             if len(rows) < self.batch:
                 try:
                     await asyncio.wait_for(self._wake.wait(), timeout=self.tick)
@@ -64,6 +70,9 @@ class Poller:
             log.exception("poller: task handling failed")
         finally:
             self._sem.release()
+            if self._want_slots and self._sem._value >= max(1, self.batch // 4):
+                self._want_slots = False
+                self._wake.set()
 
     async def drain(self, grace: float = 5.0) -> None:
         if self._inflight:

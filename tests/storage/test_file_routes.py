@@ -16,6 +16,7 @@ import yarl
 from multidict import CIMultiDictProxy
 from starlette.applications import Starlette
 from starlette.types import ASGIApp
+from storage_server import serve_app  # noqa: F401  (a fixture)
 
 from gengate.storage import CHUNK_SIZE, LocalStorage, UrlSigner, file_routes
 from gengate.storage.routes import RangeNotSatisfiable, parse_range
@@ -35,7 +36,7 @@ class FileServer:
 
 
 @pytest.fixture(scope="module")
-async def server(serve_app: Callable[[ASGIApp], str], tmp_path_factory: pytest.TempPathFactory) -> FileServer:
+async def server(serve_app: Callable[[ASGIApp], str], tmp_path_factory: pytest.TempPathFactory) -> FileServer:  # noqa: F811
     app = Starlette(routes=file_routes(lambda: app.state.storage, lambda: app.state.signer))
     base_url = serve_app(app)
     storage = LocalStorage(tmp_path_factory.mktemp("files"))

@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp
+from storage_server import serve_app  # noqa: F401  (a fixture)
 
 from gengate.storage import CHUNK_SIZE, LocalStorage, RehostError, rehost
 from gengate.storage.rehost import choose_extension
@@ -77,7 +78,7 @@ APP = Starlette(
 
 
 @pytest.fixture(scope="module")
-def upstream(serve_app: Callable[[ASGIApp], str]) -> str:
+def upstream(serve_app: Callable[[ASGIApp], str]) -> str:  # noqa: F811
     return serve_app(APP)
 
 
