@@ -64,15 +64,29 @@ class Poller:
                     pass
 
     async def _handle(self, row: object) -> None:
+        renew = asyncio.create_task(self._keep_lease(row.id))  # type: ignore[attr-defined]
         try:
             await self.engine.handle(row)  # type: ignore[arg-type]
         except Exception:
             log.exception("poller: task handling failed")
         finally:
+            renew.cancel()
             self._sem.release()
             if self._want_slots and self._sem._value >= max(1, self.batch // 4):
                 self._want_slots = False
                 self._wake.set()
+
+    async def _keep_lease(self, task_id: int) -> None:
+        """Renew the lease while a long step (a large re-host) runs, so no other process takes the
+        task over from a live holder."""
+        db = self.engine.db
+        while True:
+            await asyncio.sleep(self.lease_seconds / 3)
+            try:
+                async with db.write() as conn:
+                    await store.renew_lease(conn, task_id, self.engine.owner, time.time() + self.lease_seconds)
+            except Exception:
+                log.exception("poller: lease renewal failed")
 
     async def drain(self, grace: float = 5.0) -> None:
         if self._inflight:

@@ -144,6 +144,11 @@ async def lease_due(conn: AsyncConnection, dialect: str, owner: str, now: float,
     return list((await conn.execute(stmt)).all())
 
 
+async def renew_lease(conn: AsyncConnection, task_id: int, owner: str, until: float) -> None:
+    await conn.execute(update(tasks).where(tasks.c.id == task_id, tasks.c.lease_owner == owner)
+                       .values(lease_until=until))
+
+
 async def release_leases(conn: AsyncConnection, owner: str) -> None:
     """On shutdown: give this process's leases back so another process takes them at once."""
     await conn.execute(update(tasks).where(tasks.c.lease_owner == owner)
