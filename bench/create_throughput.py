@@ -17,7 +17,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,28 +26,11 @@ import uuid
 from pathlib import Path
 
 import aiohttp
+from benchlib import free_port, rss_mb, wait_http
 
 PY = sys.executable
 BODY = {"type": "text2video", "input": {"prompts": [{"type": "text", "content": "a paper boat on a rainy street"}]},
         "settings": {"duration": 4, "model_version": "2.0", "resolution": "720p"}}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_http(url: str, timeout: float = 60) -> None:
-    end = time.time() + timeout
-    while time.time() < end:
-        try:
-            with urllib.request.urlopen(url, timeout=1) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"{url} not ready")
 
 
 def gengate(*args: str, env: dict[str, str], cpus: str | None = None, **kw: object) -> subprocess.Popen[bytes]:
@@ -56,24 +38,6 @@ def gengate(*args: str, env: dict[str, str], cpus: str | None = None, **kw: obje
     if cpus and shutil.which("taskset"):
         cmd = ["taskset", "-c", cpus, *cmd]
     return subprocess.Popen(cmd, env=env, **kw)  # type: ignore[call-overload]
-
-
-def rss_mb(pid: int) -> float:
-    total = 0
-    pids = [pid]
-    try:
-        out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
-        pids += [int(p) for p in out]
-    except OSError:
-        pass
-    for p in pids:
-        try:
-            for line in Path(f"/proc/{p}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-        except OSError:
-            pass
-    return total / 1024
 
 
 def pin_postgres(cpus: str) -> None:

@@ -34,7 +34,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -46,32 +45,13 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from benchlib import cpu_seconds, free_port, rss_mb, stop, wait_http
 
 PY = sys.executable
 SECRET = "bench-secret"
 BODY = {"type": "text2video", "input": {"prompts": [{"type": "text", "content": "a lighthouse at dusk"}]},
         "settings": {"duration": 4}}
 TERMINAL = ("succeeded", "failed", "cancelled")
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_http(url: str, timeout: float = 120) -> None:
-    end = time.time() + timeout
-    while time.time() < end:
-        try:
-            with urllib.request.urlopen(url, timeout=1) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.05)
-    raise RuntimeError(f"{url} not ready")
 
 
 def get_json(url: str) -> Any:
@@ -90,29 +70,6 @@ def spawn(args: list[str], env: dict[str, str], cpus: str | None, log: Path) -> 
 def cli(data: Path, env: dict[str, str], *args: str) -> str:
     return subprocess.run([PY, "-m", "gengate", "--data-dir", str(data), *args], env=env, check=True,
                           capture_output=True, text=True).stdout
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime (fields 14 and 15 of stat)
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def stop(proc: subprocess.Popen[bytes] | None) -> None:
-    if proc is None or proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(20)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(10)
 
 
 class Db:

@@ -31,8 +31,6 @@ import asyncio
 import json
 import os
 import shutil
-import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -44,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from benchlib import cpu_seconds, free_port, rss_mb, stop, wait_http
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "webhooks"))
@@ -51,7 +50,6 @@ from webhook_receiver import Receiver  # noqa: E402
 
 PY = sys.executable
 SECRET = "bench-secret"
-TICKS = os.sysconf("SC_CLK_TCK")
 CPUS = ["0", "1"]  # gengate serve, gengate emulate (taskset); `--cpus` changes them
 
 
@@ -61,24 +59,6 @@ def body(i: int, callback_url: str | None = None) -> dict[str, Any]:
     if callback_url:
         b["callback_url"] = callback_url
     return b
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_http(url: str, timeout: float = 60) -> None:
-    end = time.time() + timeout
-    while time.time() < end:
-        try:
-            with urllib.request.urlopen(url, timeout=1) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"{url} not ready")
 
 
 def post(url: str, payload: Any) -> Any:
@@ -99,57 +79,6 @@ def spawn(*args: str, env: dict[str, str], cpus: str | None = None, log: Path | 
 def cli(data: Path, env: dict[str, str], *args: str) -> str:
     return subprocess.run([PY, "-m", "gengate", "--data-dir", str(data), *args], env=env, check=True,
                           capture_output=True, text=True).stdout
-
-
-def family(pid: int) -> list[int]:
-    """`pid` and its descendants."""
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        todo += children.get(p, [])
-    return out
-
-
-def cpu_seconds(pid: int) -> float:
-    total = 0
-    for p in family(pid):
-        try:
-            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / TICKS
-
-
-def rss_mb(pid: int) -> float:
-    total = 0
-    for p in family(pid):
-        try:
-            for line in Path(f"/proc/{p}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-        except OSError:
-            pass
-    return total / 1024
-
-
-def stop(proc: subprocess.Popen[bytes] | None) -> None:
-    if proc is None or proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(30)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(10)
 
 
 PG = "postgresql://postgres@127.0.0.1:5432"
