@@ -25,7 +25,7 @@ from gengate.core import idempotency, webhooks
 from gengate.core import tasks as store
 from gengate.core.channels import Router
 from gengate.core.crash import crash_point
-from gengate.core.errors import InsufficientCredits, ModelNotAllowed, NotFound, UpstreamRefused
+from gengate.core.errors import ModelNotAllowed, NotFound, UpstreamRefused
 from gengate.core.ids import digits, prefixed, uuid4
 from gengate.core.keys import ClientKey
 from gengate.core.notify import Notifier
@@ -40,7 +40,6 @@ from gengate.providers.base import (
     Outcome,
     OutputSpec,
     OutputView,
-    Parent,
     Prepared,
     Progress,
     SupportsCancel,
@@ -575,5 +574,3 @@ def _parse_submit(adaptor: TaskAdaptor, reply: HttpReply) -> Any:
                          error_message=sub.error_message)
     return sub
 
-
-__all__ = ["InsufficientCredits", "Parent", "TaskEngine"]

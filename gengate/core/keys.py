@@ -12,7 +12,7 @@ from sqlalchemy import insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gengate.core.crypto import SecretBox, hash_key
-from gengate.core.errors import AuthError, InvalidRequest, ModelNotAllowed
+from gengate.core.errors import InvalidRequest, ModelNotAllowed
 from gengate.core.ids import client_key
 from gengate.db.models import keys, ledger_entries
 
@@ -58,19 +58,6 @@ async def create_key(conn: AsyncConnection, box: SecretBox, *, name: str, credit
         await conn.execute(insert(ledger_entries).values(
             key_id=key_id, task_id=None, kind="grant", amount=-credits, created_at=now))
     return key_id, plain, webhook_secret
-
-
-async def authenticate(conn: AsyncConnection, presented: str | None) -> ClientKey:
-    if not presented:
-        raise AuthError("You didn't provide an API key.")
-    row = (await conn.execute(select(keys.c.id, keys.c.name, keys.c.credits, keys.c.models,
-                                     keys.c.expires_at, keys.c.revoked_at)
-                              .where(keys.c.key_hash == hash_key(presented)))).first()
-    if row is None or row.revoked_at is not None:
-        raise AuthError("Incorrect API key provided.")
-    if row.expires_at is not None and row.expires_at <= time.time():
-        raise AuthError("This API key has expired.")
-    return ClientKey(id=row.id, name=row.name, credits=row.credits, models=_patterns(row.models))
 
 
 async def list_keys(conn: AsyncConnection) -> list[dict[str, object]]:
