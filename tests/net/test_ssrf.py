@@ -10,9 +10,9 @@ import re
 import pytest
 
 from gengate.core.errors import InvalidRequest
-from gengate.net import GuardPolicy, URLRefused, check_url, policy_from_env
 from gengate.net.addresses import parse_host, refusal_reason
 from gengate.net.policy import warn_allow_private
+from gengate.net.ssrf import GuardPolicy, URLRefused, check_url, policy_from_env
 
 STRICT = GuardPolicy()
 

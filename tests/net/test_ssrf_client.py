@@ -14,7 +14,7 @@ from urllib.parse import quote
 import pytest
 from ssrf_targets import Targets, running_targets
 
-from gengate.net import (
+from gengate.net.ssrf import (
     FetchFailed,
     FetchTimeout,
     GuardedClient,
