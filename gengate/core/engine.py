@@ -25,7 +25,7 @@ from gengate.core import idempotency, webhooks
 from gengate.core import tasks as store
 from gengate.core.channels import Router
 from gengate.core.crash import crash_point
-from gengate.core.errors import ModelNotAllowed, NotFound, UpstreamRefused
+from gengate.core.errors import Conflict, ModelNotAllowed, NotFound, UpstreamRefused
 from gengate.core.ids import digits, prefixed, uuid4
 from gengate.core.keys import ClientKey
 from gengate.core.notify import Notifier
@@ -42,6 +42,7 @@ from gengate.providers.base import (
     OutputView,
     Prepared,
     Progress,
+    Submitted,
     SupportsCancel,
     SupportsReconcile,
     TaskAdaptor,
@@ -293,7 +294,7 @@ class TaskEngine:
                                      upstream_state=sub.upstream_state, upstream_reply=json.dumps(sub.reply),
                                      next_poll_at=time.time() + self._interval(adaptor), **off)
             if moved is None and sub.upstream_id:
-                await self._orphaned(row, adaptor, account, sub.upstream_id)
+                await self._orphaned(row, adaptor, sub.upstream_id)
             return moved
         if sub.outcome is Outcome.AMBIGUOUS:
             return await self._ambiguous(row, "create reply unreadable")
@@ -317,18 +318,27 @@ class TaskEngine:
                                 last_channel_id=channel_id,
                                 next_poll_at=time.time() + self._backoff(row.attempts, sub.retry_after), **off)
 
-    async def _orphaned(self, row: Row[Any], adaptor: TaskAdaptor, account: Account, upstream_id: str) -> None:
+    async def _cancel_upstream(self, adaptor: TaskAdaptor, secret_id: int | None, channel_id: int | None,
+                               upstream_id: str | None) -> bool | None:
+        """Ask the upstream to cancel a job, with the secret that made it. True: it did; False: it
+        refused; None: no such ability, no job, no secret, or no answer."""
+        if not upstream_id or not isinstance(adaptor, SupportsCancel) or secret_id not in self.router.secrets:
+            return None
+        account = self.account(secret_id, channel_id)
+        try:
+            reply = await self.upstream.send(account, adaptor.build_cancel(account, upstream_id))
+        except (NotSent, OutcomeUnknown):
+            return None
+        return adaptor.parse_cancel(reply)
+
+    async def _orphaned(self, row: Row[Any], adaptor: TaskAdaptor, upstream_id: str) -> None:
         """The task ended (cancelled, deadline) while its create was in flight: record the job the
         upstream made and cancel it there, so that it does not run on unaccounted."""
         async with self.db.write() as conn:
             await conn.execute(update(tasks).where(tasks.c.id == row.id, tasks.c.upstream_id.is_(None))
                                .values(upstream_id=upstream_id))
-        if isinstance(adaptor, SupportsCancel):
-            try:
-                await self.upstream.send(account, adaptor.build_cancel(account, upstream_id))
-            except (NotSent, OutcomeUnknown):
-                log.warning("task %s ended during its create; its upstream job could not be cancelled",
-                            row.public_id)
+        if not await self._cancel_upstream(adaptor, row.secret_id, row.channel_id, upstream_id):
+            log.warning("task %s ended during its create; its upstream job may not be cancelled", row.public_id)
 
     async def _back_off_secret(self, secret_id: int, retry_after: float | None, attempts: int) -> None:
         async with self.db.write() as conn:
@@ -363,12 +373,7 @@ class TaskEngine:
             await self._reschedule(row, self._backoff(row.attempts))
 
     async def _expire(self, row: Row[Any], adaptor: TaskAdaptor) -> None:
-        if row.upstream_id and isinstance(adaptor, SupportsCancel) and row.secret_id in self.router.secrets:
-            account = self.account(row.secret_id, row.channel_id)
-            try:
-                await self.upstream.send(account, adaptor.build_cancel(account, row.upstream_id))
-            except (NotSent, OutcomeUnknown):
-                pass
+        await self._cancel_upstream(adaptor, row.secret_id, row.channel_id, row.upstream_id)
         await self._move(row, S.FAILED, "deadline passed", error_code="DeadlineExceeded",
                          error_message="the task did not finish before its deadline")
 
@@ -530,20 +535,13 @@ class TaskEngine:
 
     # ---------------------------------------------------------------- cancel
     async def cancel(self, key: ClientKey, public_id: str, provider: str | None = None) -> Row[Any]:
-        from gengate.core.errors import Conflict
-
         row = await self.owned(key, public_id, provider)
         if S(row.state) in TERMINAL:
             raise Conflict(f"the task is already {row.state}")
-        adaptor = self.adaptors[row.provider]
-        if row.upstream_id and isinstance(adaptor, SupportsCancel) and row.secret_id in self.router.secrets:
-            account = self.account(row.secret_id, row.channel_id)
-            try:
-                reply = await self.upstream.send(account, adaptor.build_cancel(account, row.upstream_id))
-                if not adaptor.parse_cancel(reply):
-                    log.info("task %s: upstream refused the cancel (HTTP %d)", public_id, reply.status)
-            except (NotSent, OutcomeUnknown):
-                log.info("task %s: upstream cancel not confirmed; no longer tracking it", public_id)
+        outcome = await self._cancel_upstream(self.adaptors[row.provider], row.secret_id, row.channel_id,
+                                              row.upstream_id)
+        if outcome is not True and row.upstream_id:
+            log.info("task %s: upstream cancel not confirmed; no longer tracking it", public_id)
         for _ in range(5):  # the row may move under us (a poll); cancel from wherever it is now
             if await self._move(row, S.CANCELLED, "cancelled by the client", upstream_state="canceled"):
                 break
@@ -561,9 +559,7 @@ def _retry_after(reply: HttpReply) -> float | None:
         return None
 
 
-def _parse_submit(adaptor: TaskAdaptor, reply: HttpReply) -> Any:
-    from gengate.providers.base import Submitted
-
+def _parse_submit(adaptor: TaskAdaptor, reply: HttpReply) -> Submitted:
     try:
         sub = adaptor.parse_submit(reply)
     except (ValueError, KeyError, TypeError):
