@@ -44,6 +44,7 @@ from gengate.emulator.cdn import MediaSigner, media_route
 from gengate.emulator.faults import FaultSpecError, parse_rule
 from gengate.emulator.media import MediaCache
 from gengate.emulator.registry import discover_emulators
+from gengate.emulator.replies import ProviderError
 from gengate.emulator.sqlite_store import SqliteStore
 from gengate.emulator.stats import ProviderStats
 from gengate.emulator.store import Cap, MemoryStore, Store
@@ -142,7 +143,8 @@ async def serve_emulator(
 
 
 def _provider_app(emulator: ProviderEmulator, routes: list[BaseRoute]) -> ExceptionMiddleware:
-    """The provider's routes, with unknown paths and wrong methods answered in its error shape."""
+    """The provider's routes, with unknown paths, wrong methods and every `ProviderError` a handler
+    raises answered in its error shape."""
 
     async def not_found(scope: Scope, receive: Receive, send: Send) -> None:
         await emulator.error_response(404, "no such path", None)(scope, receive, send)
@@ -151,7 +153,12 @@ def _provider_app(emulator: ProviderEmulator, routes: list[BaseRoute]) -> Except
         assert isinstance(exc, HTTPException)
         return emulator.error_response(exc.status_code, exc.detail, None, exc.headers)
 
-    return ExceptionMiddleware(Router(routes, default=not_found), handlers={HTTPException: http_error})
+    async def provider_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ProviderError)
+        return emulator.error_response(exc.status, exc.message, exc.reason, exc.headers)
+
+    handlers = {HTTPException: http_error, ProviderError: provider_error}
+    return ExceptionMiddleware(Router(routes, default=not_found), handlers=handlers)
 
 
 def _control_routes(runtime: EmulatorRuntime) -> list[BaseRoute]:

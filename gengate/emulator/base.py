@@ -1,27 +1,31 @@
 """What a provider emulator implements, and the services the framework hands it.
 
 A provider emulator (`gengate/providers/<name>/emulator.py`, listed in its `EMULATORS`) declares
-its routes and its error shape; everything shared (job bookkeeping, faults, caps, holds, stats,
-signed media URLs) goes through its `EmulatorContext`, so each emulator stays about its wire format.
+its routes and its error shape; everything shared (auth, job bookkeeping, synchronous calls and
+streams, faults, caps, holds, stats, signed media URLs) goes through its `EmulatorContext`, so
+each emulator stays about its wire format. The guide is in `gengate/emulator/__init__.py`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute
 
+from gengate.emulator import clock
+from gengate.emulator.auth import AuthScheme
 from gengate.emulator.cdn import MediaSigner
-from gengate.emulator.drop import drop_connection
-from gengate.emulator.faults import AROUND, BEFORE_ANY, FaultRule, matches
+from gengate.emulator.drop import cut_after, drop_connection
+from gengate.emulator.faults import AROUND, BEFORE_ANY, DEFAULT_AFTER_CHUNKS, FaultRule, matches
 from gengate.emulator.media import MediaSpec
+from gengate.emulator.replies import ProviderError, json_response
+from gengate.emulator.sse import SSE_HEADERS, SSE_MEDIA_TYPE
 from gengate.emulator.stats import ProviderStats
 from gengate.emulator.store import Store, cap_for
 from gengate.emulator.timeline import TaskRecord, draw_duration
@@ -58,10 +62,22 @@ class EmulatorContext:
 
     @staticmethod
     def now() -> float:
-        return time.time()
+        return clock.now()
 
     def authorized(self, secret: str | None) -> bool:
         return secret is not None and secret in self.secrets
+
+    def authenticate(self, request: Request, scheme: AuthScheme, message: str | None = None) -> str:
+        """The request's upstream secret, or a 401 in the provider's shape (`ProviderError`)."""
+        secret = scheme.secret(request)
+        if secret is None or not self.authorized(secret):
+            raise ProviderError(401, message or f"missing or invalid {scheme.expected()}")
+        return secret
+
+    def own_task(self, task_id: str, secret: str) -> TaskRecord | None:
+        """The task if it exists for this secret: another account's task does not exist for it."""
+        task = self.store.get_task(self.provider, task_id)
+        return task if task is not None and task.secret == secret else None
 
     def media_url(self, spec: MediaSpec, name: str, now: float | None = None) -> str:
         return self.signer.url(self.provider, spec, name, now)
@@ -126,8 +142,13 @@ class EmulatorContext:
             data=data,
         )
 
-    def accept(self, task: TaskRecord, aliases: Sequence[str] = ()) -> bool:
-        """Store a new job unless the secret's running cap is reached (then False: not a job)."""
+    def accept(
+        self, task: TaskRecord, aliases: Sequence[str] = (), *, fail_code: str = "failed", fail_message: str = ""
+    ) -> bool:
+        """Store a new job unless the secret's running cap is reached (then False: not a job, and
+        not counted). The cap check and the insert are one step of the store (one transaction on
+        SQLite), so concurrent creates never exceed a cap. A `fail_task` rule makes the job end
+        failed, with the rule's `err_code`/`err_msg` or else `fail_code`/`fail_message`."""
         cap = cap_for(self.store.caps(), self.provider, task.secret)
         accepted = self.store.add_task(task, aliases, cap, task.accepted_at)
         if accepted is None:
@@ -135,9 +156,10 @@ class EmulatorContext:
         self.stats.accepted(task.secret, accepted.running_secret, accepted.running_total)
         rule = self.take_fault("create", task.secret, frozenset({"fail_task"}))
         if rule is not None:
-            code = rule.get("err_code", "CreationPolicyViolation")
-            self.store.mark_failed(self.provider, task.id, code, rule.get("err_msg", code))
-            task.fail_code, task.fail_message = code, rule.get("err_msg", code)
+            code = rule.get("err_code") or fail_code
+            message = rule.get("err_msg") or fail_message or code
+            self.store.mark_failed(self.provider, task.id, code, message)
+            task.fail_code, task.fail_message = code, message
         return True
 
     def cancel(self, task: TaskRecord) -> bool:
@@ -156,3 +178,54 @@ class EmulatorContext:
             if self.poll_latency > 0:
                 await asyncio.sleep(self.poll_latency)
             yield
+
+    # Synchronous calls (chat, embeddings, images, responses): op "create", no stored job. The
+    # handler authenticates, applies `before(request, "create", secret)` (status, malformed: no
+    # call), validates, then hands its reply to one of these, which apply timeout and drop.
+
+    async def answer_call(
+        self, request: Request, secret: str, body: object, status: int = 200, headers: Mapping[str, str] | None = None
+    ) -> Response:
+        """Answer a synchronous call with `body` (JSON), counted once in `creates`. A `timeout`
+        rule delays the answer; `drop_after_accept` does the work (counted) and hangs up."""
+        rule = await self._call_fault(secret)
+        self.stats.called(secret)
+        if rule is not None:
+            return await drop_connection(request)
+        return json_response(body, status, headers)
+
+    async def stream_call(
+        self,
+        request: Request,
+        secret: str,
+        chunks: AsyncIterable[bytes] | Iterable[bytes],
+        *,
+        media_type: str = SSE_MEDIA_TYPE,
+        headers: Mapping[str, str] | None = None,
+    ) -> Response:
+        """Stream `chunks` (e.g. `sse_event(...)` bytes) as one synchronous call, counted once in
+        `creates` when the headers go out, also when a fault or the client cuts it. A `timeout`
+        rule delays the headers; `drop_after_accept` sends the headers and its `after_chunks`
+        chunks (default 2), then closes the connection."""
+        rule = await self._call_fault(secret)
+        self.stats.called(secret)
+        cut = None if rule is None else int(rule.get("after_chunks", DEFAULT_AFTER_CHUNKS))
+        body = cut_after(request, _aiter(chunks), cut)
+        return StreamingResponse(body, media_type=media_type, headers={**SSE_HEADERS, **(headers or {})})
+
+    async def _call_fault(self, secret: str) -> FaultRule | None:
+        """Wait out a `timeout` rule; return a `drop_after_accept` rule for the caller to apply."""
+        rule = self.take_fault("create", secret, AROUND)
+        if rule is not None and rule["kind"] == "timeout":
+            await asyncio.sleep(rule.get("seconds", 30.0))
+            return None
+        return rule
+
+
+async def _aiter(chunks: AsyncIterable[bytes] | Iterable[bytes]) -> AsyncIterator[bytes]:
+    if isinstance(chunks, AsyncIterable):
+        async for chunk in chunks:
+            yield chunk
+    else:
+        for chunk in chunks:
+            yield chunk

@@ -9,7 +9,7 @@ middleware wraps `send` in closures, so we walk bound methods and closure cells 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator
 from typing import Any
 
 from starlette.requests import Request
@@ -73,3 +73,27 @@ async def drop_connection(request: Request) -> Response:
 async def _broken_body() -> AsyncIterator[bytes]:
     raise ConnectionDropped("emulated fault: connection dropped after accept")
     yield b""  # pragma: no cover - makes this an async generator
+
+
+async def cut_after(request: Request, chunks: AsyncIterable[bytes], after_chunks: int | None) -> AsyncIterator[bytes]:
+    """Relay `chunks`; with `after_chunks` set, stop after that many and close the connection, so
+    the client sees a stream that ends without its terminator (no final empty chunk)."""
+    if after_chunks is None:
+        async for chunk in chunks:
+            yield chunk
+        return
+    sent = 0
+    if after_chunks > 0:
+        async for chunk in chunks:
+            yield chunk
+            sent += 1
+            if sent >= after_chunks:
+                break
+    # Let the server write what was yielded before the socket goes (close() flushes its buffer).
+    await asyncio.sleep(0)
+    transport = find_transport(request._send)
+    if transport is None:
+        raise ConnectionDropped(f"emulated fault: stream cut after {sent} chunks")
+    transport.close()
+    for _ in range(3):
+        await asyncio.sleep(0)

@@ -1,5 +1,9 @@
 """Fault rules that tests switch on to make an emulated upstream misbehave.
 
+This is the interface the contract fixes (interface.md, "Emulator fault rules"): every provider
+emulator plugs into it through `EmulatorContext` (`before`, `after_accept`, `unknown_state`,
+`accept` for `fail_task`, `answer_call`/`stream_call` for synchronous calls).
+
 A rule (JSON, as posted to `/_emulator/faults`):
 
     {"provider": "vidu",      # optional: default every provider
@@ -14,12 +18,18 @@ Kinds and their parameters:
 - `status` (`status`: HTTP code, default 500; `retry_after`: optional seconds; `message`): answer
   that status in the provider's error shape. Never a job.
 - `timeout` (`seconds`, default 30): sleep, then answer normally. On create the job is accepted
-  first, then the reply is delayed, so a client that gives up leaves a job it never heard of.
+  first, then the reply is delayed, so a client that gives up leaves a job it never heard of; a
+  synchronous call (op create) answers late, a stream sends its headers late.
 - `malformed`: reply 200 with a body that is not JSON. On create the job is not accepted.
-- `drop_after_accept`: on create, accept and store the job, then close the connection without any
-  HTTP reply. On other ops, close the connection without acting.
+- `drop_after_accept` (`after_chunks`, default 2): on create, accept and store the job (or do
+  the synchronous call's work), then close the connection without any HTTP reply; on a stream,
+  send the headers and `after_chunks` chunks, then close. On other ops, close without acting.
 - `unknown_state` (poll only): the reply shows a state the provider never documented.
-- `fail_task` (create only; `err_code`, `err_msg`): the next `count` accepted jobs end failed.
+- `fail_task` (create only; `err_code`, `err_msg`, defaults the provider's own): the next `count`
+  accepted jobs end failed.
+
+Counting: a job refused by a fault (`status`, `malformed`) is not a create; a job accepted then
+delayed or dropped is one, and so is a synchronous call answered late or cut mid-stream.
 """
 
 from __future__ import annotations
@@ -39,6 +49,7 @@ _ONLY_OP: dict[str, str] = {"unknown_state": "poll", "fail_task": "create"}
 BEFORE_ANY: frozenset[str] = frozenset({"status", "malformed"})
 # Kinds that act before a non-create op and after a create's acceptance.
 AROUND: frozenset[str] = frozenset({"timeout", "drop_after_accept"})
+DEFAULT_AFTER_CHUNKS = 2
 
 
 class FaultRule(TypedDict):
@@ -54,6 +65,7 @@ class FaultRule(TypedDict):
     retry_after: NotRequired[float | int | str]
     message: NotRequired[str]
     seconds: NotRequired[float]
+    after_chunks: NotRequired[int]
     err_code: NotRequired[str]
     err_msg: NotRequired[str]
 
@@ -106,9 +118,16 @@ def parse_rule(body: Any, now: float) -> FaultRule:
         if not _is_number(seconds) or seconds < 0:
             raise FaultSpecError("seconds must be a non-negative number")
         rule["seconds"] = float(seconds)
+    elif kind == "drop_after_accept":
+        after = body.get("after_chunks", DEFAULT_AFTER_CHUNKS)
+        if not isinstance(after, int) or isinstance(after, bool) or after < 0:
+            raise FaultSpecError("after_chunks must be a non-negative integer")
+        rule["after_chunks"] = after
     elif kind == "fail_task":
-        rule["err_code"] = str(body.get("err_code") or "CreationPolicyViolation")
-        rule["err_msg"] = str(body.get("err_msg") or "the generated content was blocked by policy")
+        if (err_code := _optional_str(body, "err_code")) is not None:
+            rule["err_code"] = err_code
+        if (err_msg := _optional_str(body, "err_msg")) is not None:
+            rule["err_msg"] = err_msg
     return rule
 
 

@@ -143,6 +143,9 @@ class SqliteStore:
 
     def list_tasks(self, provider: str, secret: str, offset: int, limit: int) -> tuple[list[TaskRecord], int]:
         total = self._query("SELECT count(*) FROM tasks WHERE provider = ? AND secret = ?", (provider, secret))
+        if offset >= total[0][0]:  # also keeps offsets beyond SQLite's 64-bit integers out of the query
+            return [], int(total[0][0])
+        offset, limit = max(offset, 0), min(max(limit, 0), 2**62)
         rows = self._query(
             f"SELECT {_COLUMNS} FROM tasks WHERE provider = ? AND secret = ? ORDER BY seq DESC LIMIT ? OFFSET ?",
             (provider, secret, limit, offset),

@@ -60,6 +60,11 @@ class ProviderStats:
         self.total.creates += 1
         self.total.max_running = max(self.total.max_running, running_total)
 
+    def called(self, secret: str) -> None:
+        """One synchronous call answered (or cut after it started): a create, with no running job."""
+        self._secret(secret).creates += 1
+        self.total.creates += 1
+
     def canceled(self, secret: str) -> None:
         self._secret(secret).cancels += 1
         self.total.cancels += 1

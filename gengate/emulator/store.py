@@ -175,6 +175,9 @@ class MemoryStore:
 
     def list_tasks(self, provider: str, secret: str, offset: int, limit: int) -> tuple[list[TaskRecord], int]:
         ids = self._history.get((provider, secret), deque())
+        offset, limit = max(offset, 0), max(limit, 0)
+        if offset >= len(ids):
+            return [], len(ids)
         page = islice(reversed(ids), offset, offset + limit)
         return [replace(self._tasks[(provider, task_id)]) for task_id in page], len(ids)
 

@@ -81,3 +81,35 @@ def draw_duration(task_id: str, task_seconds: tuple[float, float]) -> float:
     if high <= low:
         return max(low, 0.0)
     return random.Random(task_id).uniform(low, high)
+
+
+@dataclass(frozen=True, slots=True)
+class StateWalk:
+    """A provider's state names over a task's life: `steps` are (share of the duration at which
+    the state ends, name) for the running states, `terminal` names the end states.
+
+        VIDU = StateWalk(((0.1, "created"), (0.3, "queueing"), (1.0, "processing")),
+                         {Phase.SUCCEEDED: "success", Phase.FAILED: "failed", Phase.CANCELED: "canceled"})
+    """
+
+    steps: tuple[tuple[float, str], ...]
+    terminal: dict[Phase, str]
+
+    def state(self, progress: Progress) -> str:
+        if progress.phase is not Phase.RUNNING:
+            return self.terminal[progress.phase]
+        for end, name in self.steps:
+            if progress.fraction < end:
+                return name
+        return self.steps[-1][1]
+
+    def next_change(self, task: TaskRecord, progress: Progress, now: float, longest: float = 0.2) -> float:
+        """How long a stream may sleep before the state can change: until the next boundary, but
+        at most `longest`, so that a cancel or hold made elsewhere shows soon."""
+        if task.held_since is not None or not math.isfinite(progress.remaining):
+            return longest
+        for end, _ in self.steps:
+            if progress.fraction < end:
+                until = task.accepted_at + task.paused + end * task.duration - now
+                return min(max(until, 0.005), longest)
+        return min(0.05, longest)

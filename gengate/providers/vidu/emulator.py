@@ -9,23 +9,26 @@ It must not import gengate's Vidu adaptor: a misread of the format must not hide
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import math
 import re
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, ClassVar, TypedDict
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
+from gengate.emulator.auth import TOKEN
 from gengate.emulator.base import EmulatorContext
+from gengate.emulator.clock import iso_z
+from gengate.emulator.ids import derived_digits_id, digits_id
 from gengate.emulator.media import MediaSpec
-from gengate.emulator.timeline import Phase, Progress, TaskRecord
+from gengate.emulator.paging import page_params
+from gengate.emulator.replies import ProviderError, json_response, read_json
+from gengate.emulator.sse import SSE_HEADERS, SSE_MEDIA_TYPE, sse_event
+from gengate.emulator.timeline import Phase, Progress, StateWalk, TaskRecord
 
 TASK_TYPES = frozenset(
     {
@@ -46,14 +49,14 @@ MAX_SAMPLES = 4
 FPS = 8  # low, so that rendering stays fast; the reply says the same
 DEFAULT_SECONDS = 4
 MAX_SECONDS = 16  # Q3's longest
-# Share of the duration at which each non-terminal state ends (§2.5 walk).
-WALK: tuple[tuple[float, str], ...] = ((0.1, "created"), (0.3, "queueing"), (1.0, "processing"))
-TERMINAL_STATES: dict[Phase, str] = {
-    Phase.SUCCEEDED: "success",
-    Phase.FAILED: "failed",
-    Phase.CANCELED: "canceled",
-}
+# The §2.5 walk: each running state ends at that share of the duration.
+WALK = StateWalk(
+    ((0.1, "created"), (0.3, "queueing"), (1.0, "processing")),
+    {Phase.SUCCEEDED: "success", Phase.FAILED: "failed", Phase.CANCELED: "canceled"},
+)
 UNKNOWN_STATE = "mystery_state"
+FAIL_CODE = "CreationPolicyViolation"  # what a `fail_task` fault's job ends with by default
+FAIL_MESSAGE = "the generated content was blocked by policy"
 # The reason we answer when a fault or the framework names only an HTTP status (§3.7).
 DEFAULT_REASONS: dict[int, str] = {
     400: "BadRequest",
@@ -76,10 +79,10 @@ SMALL_RESOLUTIONS = frozenset({"360p", "512", "540p"})
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af]")
 
 
-class ViduError(Exception):
-    def __init__(self, status: int, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.reason, self.message = status, reason, message
+
+
+def _error(status: int, reason: str, message: str) -> ProviderError:
+    return ProviderError(status, message, reason)
 
 
 class Creation(TypedDict):
@@ -105,14 +108,14 @@ class ViduWebEmulator:
     provider: ClassVar[str] = "vidu"
 
     def routes(self, ctx: EmulatorContext) -> Sequence[BaseRoute]:
-        api = _Api(ctx, self)
+        api = _Api(ctx)
         return [
-            Route("/vidu/v1/tasks", api.guarded(api.create), methods=["POST"]),
+            Route("/vidu/v1/tasks", api.create, methods=["POST"]),
             # Before `/vidu/v1/tasks/{task_id}`, which would otherwise take "state" for an id.
-            Route("/vidu/v1/tasks/state", api.guarded(api.stream), methods=["GET"]),
-            Route("/vidu/v1/tasks/history/me", api.guarded(api.history), methods=["GET"]),
-            Route("/vidu/v1/tasks/{task_id}", api.guarded(api.read), methods=["GET"]),
-            Route("/vidu/v1/tasks/{task_id}", api.guarded(api.cancel), methods=["DELETE"]),
+            Route("/vidu/v1/tasks/state", api.stream, methods=["GET"]),
+            Route("/vidu/v1/tasks/history/me", api.history, methods=["GET"]),
+            Route("/vidu/v1/tasks/{task_id}", api.read, methods=["GET"]),
+            Route("/vidu/v1/tasks/{task_id}", api.cancel, methods=["DELETE"]),
         ]
 
     def error_response(
@@ -124,35 +127,20 @@ class ViduWebEmulator:
             "message": message,
             "metadata": {"trace_id": secrets.token_hex(8)},
         }
-        return _json(body, status, headers)
+        return json_response(body, status, headers)
 
 
 class _Api:
-    def __init__(self, ctx: EmulatorContext, emulator: ViduWebEmulator) -> None:
+    def __init__(self, ctx: EmulatorContext) -> None:
         self.ctx = ctx
-        self.emulator = emulator
-
-    def guarded(self, handler: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
-        async def endpoint(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except ViduError as exc:
-                return self.emulator.error_response(exc.status, exc.message, exc.reason)
-
-        return endpoint
 
     def _secret(self, request: Request) -> str:
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        token = token.strip()
-        if scheme != "Token" or not self.ctx.authorized(token):
-            raise ViduError(401, "Unauthorized", "missing or invalid Authorization: Token <key>")
-        return token
+        return self.ctx.authenticate(request, TOKEN)
 
     def _own_task(self, task_id: str, secret: str) -> TaskRecord:
-        task = self.ctx.store.get_task(self.ctx.provider, task_id)
-        # Another account's task does not exist for this one.
-        if task is None or task.secret != secret:
-            raise ViduError(404, "TaskNotFound", f"task {task_id} not found")
+        task = self.ctx.own_task(task_id, secret)
+        if task is None:
+            raise _error(404, "TaskNotFound", f"task {task_id} not found")
         return task
 
     async def create(self, request: Request) -> Response:
@@ -160,15 +148,11 @@ class _Api:
         secret = self._secret(request)
         if (reply := await ctx.before(request, "create", secret)) is not None:
             return reply
-        try:
-            body = json.loads(await request.body())
-        except ValueError:
-            raise ViduError(400, "BadRequest", "the body is not valid JSON") from None
-        req = validate(body)
-        task_id = _new_id()
+        req = validate(await read_json(request, want_object=False))
+        task_id = digits_id(16)
         if req.creation_id is not None:
             parent = self._parent_creation(req.creation_id, secret)
-            creations = [_upscaled(parent, _derived_id(task_id, 0))]
+            creations = [_upscaled(parent, _creation_id(task_id, 0))]
         else:
             creations = _plan_creations(req, task_id)
         data: dict[str, Any] = {
@@ -178,23 +162,23 @@ class _Api:
             "creations": creations,
         }
         task = ctx.new_task(task_id, secret, data)
-        data["created_at"] = _iso(task.accepted_at)
-        if not ctx.accept(task, [c["id"] for c in creations]):
-            raise ViduError(429, "QuotaExceeded", "too many tasks running for this account")
+        data["created_at"] = iso_z(task.accepted_at)
+        if not ctx.accept(task, [c["id"] for c in creations], fail_code=FAIL_CODE, fail_message=FAIL_MESSAGE):
+            raise _error(429, "QuotaExceeded", "too many tasks running for this account")
         if (reply := await ctx.after_accept(request, secret)) is not None:
             return reply
-        return _json(self.render(task, ctx.now()))
+        return json_response(self.render(task, ctx.now()))
 
     def _parent_creation(self, creation_id: str, secret: str) -> Creation:
         ctx = self.ctx
         parent = ctx.store.find_alias(ctx.provider, creation_id)
         # A creation exists once its task succeeded, and only for the account that made it.
         if parent is None or parent.secret != secret or parent.progress(ctx.now()).phase is not Phase.SUCCEEDED:
-            raise ViduError(404, "CreationNotFound", f"creation {creation_id} not found")
+            raise _error(404, "CreationNotFound", f"creation {creation_id} not found")
         for creation in parent.data["creations"]:
             if creation["id"] == creation_id:
                 return Creation(**creation)
-        raise ViduError(404, "CreationNotFound", f"creation {creation_id} not found")
+        raise _error(404, "CreationNotFound", f"creation {creation_id} not found")
 
     async def read(self, request: Request) -> Response:
         ctx = self.ctx
@@ -204,7 +188,7 @@ class _Api:
             if (reply := await ctx.before(request, "poll", secret)) is not None:
                 return reply
             task = self._own_task(task_id, secret)
-            return _json(self.render(task, ctx.now(), unknown_state=ctx.unknown_state(secret)))
+            return json_response(self.render(task, ctx.now(), unknown_state=ctx.unknown_state(secret)))
 
     async def stream(self, request: Request) -> Response:
         """§2.6: one `data:` line per state change, the first at once, closed after a terminal one.
@@ -213,7 +197,7 @@ class _Api:
         secret = self._secret(request)
         task_id = request.query_params.get("id")
         if not task_id:
-            raise ViduError(400, "FieldLacking", "query parameter id is required")
+            raise _error(400, "FieldLacking", "query parameter id is required")
         ctx.stats.polled(secret)
         if (reply := await ctx.before(request, "poll", secret)) is not None:
             return reply
@@ -235,13 +219,12 @@ class _Api:
                 first = False
                 if event["state"] != last:
                     last = event["state"]
-                    yield f"data: {json.dumps(event, separators=(',', ':'))}\n\n".encode()
+                    yield sse_event(event)
                 if progress.terminal and last != UNKNOWN_STATE:
                     return
-                await asyncio.sleep(_next_change(task, progress, now))
+                await asyncio.sleep(WALK.next_change(task, progress, now))
 
-        headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-        return StreamingResponse(events(), media_type="text/event-stream", headers=headers)
+        return StreamingResponse(events(), media_type=SSE_MEDIA_TYPE, headers=SSE_HEADERS)
 
     async def cancel(self, request: Request) -> Response:
         ctx = self.ctx
@@ -250,27 +233,24 @@ class _Api:
             return reply
         task = self._own_task(request.path_params["task_id"], secret)
         if not ctx.cancel(task):
-            raise ViduError(400, "BadRequest", "task has already finished and can not be canceled")
-        return _json({})
+            raise _error(400, "BadRequest", "task has already finished and can not be canceled")
+        return json_response({})
 
     async def history(self, request: Request) -> Response:
         ctx = self.ctx
         secret = self._secret(request)
         if (reply := await ctx.before(request, "list", secret)) is not None:
             return reply
-        page_no = _int_param(request, "page_no", 1)
-        page_size = _int_param(request, "page_size", 10)
-        if page_no < 1 or not 1 <= page_size <= 100:
-            raise ViduError(400, "BadRequest", "page_no must be >= 1 and page_size 1-100")
-        tasks, total = ctx.store.list_tasks(ctx.provider, secret, (page_no - 1) * page_size, page_size)
+        page = page_params(request, "page_no", "page_size", default_size=10, max_size=100)
+        tasks, total = ctx.store.list_tasks(ctx.provider, secret, page.offset, page.size)
         now = ctx.now()
         reply = {
             "tasks": [self.render(task, now) for task in tasks],
             "total": total,
-            "page_no": page_no,
-            "page_size": page_size,
+            "page_no": page.number,
+            "page_size": page.size,
         }
-        return _json(reply)
+        return json_response(reply)
 
     def render(self, task: TaskRecord, now: float, *, unknown_state: bool = False) -> dict[str, Any]:
         """The §2.4 task object as it stands at `now`."""
@@ -281,7 +261,7 @@ class _Api:
             "input": data["input"],
             "settings": data["settings"],
             "type": data["type"],
-            "state": UNKNOWN_STATE if unknown_state else _state(progress),
+            "state": UNKNOWN_STATE if unknown_state else WALK.state(progress),
             "err_code": "",
             "created_at": data["created_at"],
             "creations": [],
@@ -324,69 +304,69 @@ class _Api:
             "is_deleted": False,
             "is_posted": False,
             "err_code": "",
-            "created_at": _iso(finished_at),
+            "created_at": iso_z(finished_at),
         }
 
 
 def validate(body: Any) -> CreateRequest:
     """Check a create body against §2.2; raise the platform reason a bad one gets."""
     if not isinstance(body, dict):
-        raise ViduError(400, "BadRequest", "the body must be a JSON object")
+        raise _error(400, "BadRequest", "the body must be a JSON object")
     kind = body.get("type")
     if kind is None:
-        raise ViduError(400, "FieldLacking", "type is required")
+        raise _error(400, "FieldLacking", "type is required")
     if kind not in TASK_TYPES:
-        raise ViduError(400, "FieldInvalid", f"type must be one of {', '.join(sorted(TASK_TYPES))}")
+        raise _error(400, "FieldInvalid", f"type must be one of {', '.join(sorted(TASK_TYPES))}")
     given = body.get("input")
     if given is None:
-        raise ViduError(400, "FieldLacking", "input is required")
+        raise _error(400, "FieldLacking", "input is required")
     if not isinstance(given, dict):
-        raise ViduError(400, "FieldInvalid", "input must be an object")
+        raise _error(400, "FieldInvalid", "input must be an object")
     settings = body.get("settings", {})
     if not isinstance(settings, dict):
-        raise ViduError(400, "FieldInvalid", "settings must be an object")
+        raise _error(400, "FieldInvalid", "settings must be an object")
 
     prompts = given.get("prompts", [] if kind == "upscale" else None)
     if prompts is None:
-        raise ViduError(400, "FieldLacking", "input.prompts is required")
+        raise _error(400, "FieldLacking", "input.prompts is required")
     if not isinstance(prompts, list):
-        raise ViduError(400, "FieldInvalid", "input.prompts must be an array")
+        raise _error(400, "FieldInvalid", "input.prompts must be an array")
     if len(prompts) > MAX_PROMPTS:
-        raise ViduError(400, "FieldItemCountOutOfRange", f"at most {MAX_PROMPTS} prompts")
+        raise _error(400, "FieldItemCountOutOfRange", f"at most {MAX_PROMPTS} prompts")
     counts = {"text": 0, "image": 0, "material": 0}
     texts: list[str] = []
     for prompt in prompts:
         if not isinstance(prompt, dict) or prompt.get("type") not in PROMPT_TYPES:
-            raise ViduError(400, "FieldInvalid", "each prompt needs type text, image or material")
+            raise _error(400, "FieldInvalid", "each prompt needs type text, image or material")
         ptype = prompt["type"]
         content = prompt.get("content")
         if ptype != "material" and not isinstance(content, str):
-            raise ViduError(400, "FieldLacking", f"a {ptype} prompt needs content")
+            raise _error(400, "FieldLacking", f"a {ptype} prompt needs content")
         if ptype == "material" and not (isinstance(prompt.get("material"), dict) or isinstance(content, str)):
-            raise ViduError(400, "FieldLacking", "a material prompt needs material {id, version}")
+            raise _error(400, "FieldLacking", "a material prompt needs material {id, version}")
         counts[ptype] += 1
         if ptype == "text" and content and content.strip():
             texts.append(content)
 
     if kind in NEEDS_TEXT and not texts:
-        raise ViduError(400, "FieldLacking", f"{kind} needs a text prompt")
+        raise _error(400, "FieldLacking", f"{kind} needs a text prompt")
     if kind == "img2video":
         if counts["image"] != 1:
-            raise ViduError(400, "FieldItemCountOutOfRange", "img2video takes exactly 1 image")
+            raise _error(400, "FieldItemCountOutOfRange", "img2video takes exactly 1 image")
         if "aspect_ratio" in settings:
-            raise ViduError(400, "FieldUnwanted", "img2video takes its aspect ratio from the image")
+            raise _error(400, "FieldUnwanted", "img2video takes its aspect ratio from the image")
     if kind == "headtailimg2video" and counts["image"] != 2:
-        raise ViduError(400, "FieldItemCountOutOfRange", "headtailimg2video takes exactly 2 images")
+        raise _error(400, "FieldItemCountOutOfRange", "headtailimg2video takes exactly 2 images")
     if kind in ("character2video", "reference2image") and not 1 <= counts["image"] + counts["material"] <= 7:
-        raise ViduError(400, "FieldItemCountOutOfRange", f"{kind} takes 1-7 images and materials together")
+        raise _error(400, "FieldItemCountOutOfRange", f"{kind} takes 1-7 images and materials together")
 
     creation_id: str | None = None
     if kind == "upscale":
         raw = given.get("creation_id")
         if raw is None or raw == "":
-            raise ViduError(400, "FieldLacking", "input.creation_id is required")
+            raise _error(400, "FieldLacking", "input.creation_id is required")
         if isinstance(raw, bool) or not isinstance(raw, str | int):
-            raise ViduError(400, "FieldInvalid", "input.creation_id must be a string")
+            raise _error(400, "FieldInvalid", "input.creation_id must be a string")
         creation_id = str(raw)
 
     expanded = [
@@ -422,7 +402,7 @@ def clip_seconds(settings: Mapping[str, Any]) -> float:
     asked = settings.get("duration")
     seconds: float = DEFAULT_SECONDS
     if isinstance(asked, int | float) and not isinstance(asked, bool) and asked > 0:
-        seconds = min(float(asked), MAX_SECONDS)
+        seconds = MAX_SECONDS if asked >= MAX_SECONDS else float(asked)  # float(10**400) would overflow
     frames = max(round(seconds * FPS), 1)
     exact = frames / FPS
     return int(exact) if exact.is_integer() else exact
@@ -437,7 +417,7 @@ def _plan_creations(req: CreateRequest, task_id: str) -> list[Creation]:
     image = req.type in IMAGE_TYPES
     return [
         Creation(
-            id=_derived_id(task_id, index),
+            id=_creation_id(task_id, index),
             kind="image" if image else "video",
             width=width,
             height=height,
@@ -459,17 +439,8 @@ def _upscaled(parent: Creation, creation_id: str) -> Creation:
     )
 
 
-def _state(progress: Progress) -> str:
-    if progress.phase is not Phase.RUNNING:
-        return TERMINAL_STATES[progress.phase]
-    for end, name in WALK:
-        if progress.fraction < end:
-            return name
-    return WALK[-1][1]
-
-
 def _state_event(task: TaskRecord, progress: Progress) -> dict[str, Any]:
-    state = _state(progress)
+    state = WALK.state(progress)
     left = progress.remaining if math.isfinite(progress.remaining) else task.duration * (1 - progress.fraction)
     waiting = state in ("created", "queueing")
     return {
@@ -480,49 +451,13 @@ def _state_event(task: TaskRecord, progress: Progress) -> dict[str, Any]:
     }
 
 
-def _next_change(task: TaskRecord, progress: Progress, now: float) -> float:
-    """How long the stream may sleep: until the next state boundary, but short enough to notice a
-    cancel or hold made elsewhere."""
-    if task.held_since is not None or not math.isfinite(progress.remaining):
-        return 0.2
-    for end, _ in WALK:
-        if progress.fraction < end:
-            until = task.accepted_at + task.paused + end * task.duration - now
-            return min(max(until, 0.005), 0.2)
-    return 0.05
-
-
-def _new_id() -> str:
-    return str(10**15 + secrets.randbelow(9 * 10**15))
-
-
-def _derived_id(task_id: str, index: int) -> str:
-    """A creation id (16 digits) that follows from its task id, so replays agree."""
-    digest = int.from_bytes(hashlib.sha256(f"{task_id}:{index}".encode()).digest()[:8], "big")
-    return str(10**15 + digest % (9 * 10**15))
-
-
-def _int_param(request: Request, name: str, default: int) -> int:
-    raw = request.query_params.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise ViduError(400, "BadRequest", f"{name} must be an integer") from None
-
-
 def _even(value: float) -> int:
     return max(2, round(value / 2) * 2)
 
 
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _json(body: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
-    content = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
-    return Response(content, status_code=status, headers=dict(headers or {}), media_type="application/json")
+def _creation_id(task_id: str, index: int) -> str:
+    """A creation id (16 digits) that follows from its task id, so replays agree."""
+    return derived_digits_id(f"{task_id}:{index}", 16)
 
 
 EMULATORS = [ViduWebEmulator()]
