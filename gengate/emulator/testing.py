@@ -9,7 +9,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +19,7 @@ from starlette.applications import Starlette
 from starlette.types import ASGIApp
 
 from gengate.emulator.app import DEFAULT_SECRET, build_emulator_app
+from gengate.emulator.base import ProviderEmulator
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +67,9 @@ def running_emulator(
     task_seconds: tuple[float, float] = (0.0, 0.0),
     state_dir: Path | None = None,
     poll_latency: float | None = None,
+    emulators: Sequence[ProviderEmulator] | None = None,
 ) -> Iterator[RunningEmulator]:
+    """Every discovered emulator, or only `emulators` (e.g. a test's own), over real HTTP."""
     sock, base_url = bound_socket()
     app = build_emulator_app(
         secret=secret,
@@ -74,6 +77,7 @@ def running_emulator(
         state_dir=state_dir,
         public_base=base_url,
         poll_latency=poll_latency,
+        emulators=emulators,
     )
     with serving(app, sock) as server:
         yield RunningEmulator(base_url, app, server)
