@@ -7,6 +7,7 @@ import io
 import json
 import time
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -323,3 +324,172 @@ async def test_media_are_real_files(http: aiohttp.ClientSession, instant: Runnin
     async with http.get(image_task["creations"][0]["nomark_uri"]) as reply:
         picture = Image.open(io.BytesIO(await reply.read()))
         assert picture.format == "PNG" and picture.size == (640, 360)
+
+
+HISTORY = f"{TASKS}/history/me"
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "page_no=0",
+        "page_no=-1",
+        "page_no=1.5",
+        "page_no=1e3",
+        "page_no=abc",
+        "page_no=%EF%BC%91",  # a full-width 1
+        "page_no=1_0",
+        "page_no=99999999999999999999",
+        "page_no=9223372036854775807",
+        "page_no=92233720368547758&page_size=100",
+        "page_no=" + "9" * 5000,
+        "page_size=0",
+        "page_size=101",
+        "page_size=-5",
+        "page_size=99999999999999999999",
+    ],
+)
+async def test_history_refuses_bad_paging_with_400(
+    http: aiohttp.ClientSession, instant: RunningEmulator, query: str
+) -> None:
+    async with http.get(instant.url(f"{HISTORY}?{query}"), headers=AUTH) as reply:
+        assert reply.status == 400
+        assert_envelope(await reply.json(), 400, "BadRequest")
+
+
+async def test_history_of_an_empty_account_and_past_the_end(http: aiohttp.ClientSession) -> None:
+    with running_emulator(task_seconds=(0, 0)) as fresh:
+        for query in ("", "?page_no=1&page_size=1", "?page_no=1000000000&page_size=100"):
+            async with http.get(fresh.url(HISTORY + query), headers=AUTH) as reply:
+                assert reply.status == 200
+                assert (await reply.json())["tasks"] == [] and reply.status == 200
+        await create(http, fresh, {"type": "text2video", "input": {"prompts": [TEXT]}})
+        async with http.get(fresh.url(HISTORY + "?page_no=50000&page_size=100"), headers=AUTH) as reply:
+            assert reply.status == 200
+            assert await reply.json() == {"tasks": [], "total": 1, "page_no": 50000, "page_size": 100}
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"type":"text2video","input":{"prompts":[{"type":"text","content":"a \\ud800 boat"}]}}',
+        b'{"type":"text2video","input":{"prompts":[{"type":"text","content":"a boat"}]},"settings":{"duration":NaN}}',
+        b"[" * 600 + b"]" * 600,
+        b'{"type":"text2video","input":{"prompts":[{"type":"text","content":"\xff"}]}}',
+    ],
+)
+async def test_bodies_that_cannot_be_echoed_are_refused_and_not_stored(
+    http: aiohttp.ClientSession, raw: bytes
+) -> None:
+    """A lone surrogate used to be stored as a job, then answer 500 on create, read and every
+    history page after it."""
+    with running_emulator(task_seconds=(0, 0)) as fresh:
+        headers = {**AUTH, "Content-Type": "application/json"}
+        async with http.post(fresh.url(TASKS), data=raw, headers=headers) as reply:
+            assert reply.status == 400
+            assert_envelope(await reply.json(), 400, "BadRequest")
+        async with http.get(fresh.url(HISTORY), headers=AUTH) as reply:
+            assert reply.status == 200 and (await reply.json())["total"] == 0
+        async with http.get(fresh.url("/_emulator/stats")) as reply:
+            assert (await reply.json())["vidu"]["creates"] == 0
+
+
+async def test_a_huge_duration_is_the_longest_clip(http: aiohttp.ClientSession, instant: RunningEmulator) -> None:
+    body = {"type": "text2video", "input": {"prompts": [TEXT]}, "settings": {"duration": 10**400}}
+    task = await succeeded(http, instant, body)
+    assert task["creations"][0]["video"]["duration"] == 16
+
+
+@pytest.mark.parametrize("persistent", [False, True])
+async def test_history_pages_stay_whole_during_concurrent_creates(
+    http: aiohttp.ClientSession, tmp_path: Path, persistent: bool
+) -> None:
+    with running_emulator(task_seconds=(0, 0.2), state_dir=tmp_path if persistent else None) as emu:
+        body = {"type": "text2video", "input": {"prompts": [TEXT]}}
+
+        async def page(number: int) -> tuple[int, Any]:
+            params = {"page_no": str(number), "page_size": "7"}
+            async with http.get(emu.url(HISTORY), params=params, headers=AUTH) as reply:
+                return reply.status, await reply.json()
+
+        jobs = [create(http, emu, body) if n % 2 else page(1 + n % 5) for n in range(120)]
+        results = await asyncio.gather(*jobs)
+        assert {status for status, _ in results} == {200}
+        status, first = await page(1)
+        assert status == 200 and first["total"] == 60 and len(first["tasks"]) == 7
+        ids = [t["id"] for n in range(1, 10) for t in (await page(n))[1]["tasks"]]
+        assert len(ids) == len(set(ids)) == 60
+
+
+async def test_creates_count_accepted_jobs_only(http: aiohttp.ClientSession) -> None:
+    with running_emulator(task_seconds=(5, 5)) as emu:
+        body = {"type": "text2video", "input": {"prompts": [TEXT]}}
+
+        async def counted() -> tuple[int, int]:
+            async with http.get(emu.url("/_emulator/stats")) as reply:
+                vidu = (await reply.json())["vidu"]
+            return vidu["creates"], vidu["by_secret"].get(SECRET, {"creates": 0})["creates"]
+
+        async def rule(**fault: Any) -> None:
+            async with http.post(emu.url("/_emulator/faults"), json={"op": "create", "count": 1, **fault}) as reply:
+                assert reply.status == 200
+
+        assert (await create(http, emu, body, {"Authorization": "Token wrong"}))[0] == 401
+        assert (await create(http, emu, {"type": "text2video"}))[0] == 400
+        await rule(kind="status", status=503)
+        assert (await create(http, emu, body))[0] == 503
+        await rule(kind="malformed")
+        async with http.post(emu.url(TASKS), json=body, headers=AUTH) as reply:
+            assert reply.status == 200
+        async with http.post(emu.url("/_emulator/caps"), json={"secret": SECRET, "max_running": 0}) as reply:
+            assert reply.status == 200
+        assert (await create(http, emu, body))[0] == 429
+        assert await counted() == (0, 0)
+
+        async with http.post(emu.url("/_emulator/caps"), json={"secret": SECRET, "max_running": None}) as reply:
+            assert reply.status == 200
+        assert (await create(http, emu, body))[0] == 200
+        await rule(kind="drop_after_accept")
+        with pytest.raises(aiohttp.ServerDisconnectedError):
+            await create(http, emu, body)
+        await rule(kind="timeout", seconds=0.3)
+        assert (await create(http, emu, body))[0] == 200
+        assert await counted() == (3, 3)
+
+
+@pytest.mark.parametrize("persistent", [False, True])
+async def test_cap_holds_under_concurrent_creates(
+    http: aiohttp.ClientSession, tmp_path: Path, persistent: bool
+) -> None:
+    """30 creates at once against a cap of 3: at no moment do more than 3 jobs run."""
+    with running_emulator(task_seconds=(0.3, 0.6), state_dir=tmp_path if persistent else None) as emu:
+        async with http.post(emu.url("/_emulator/caps"), json={"secret": SECRET, "max_running": 3}) as reply:
+            assert reply.status == 200
+        body = {"type": "text2video", "input": {"prompts": [TEXT]}}
+        seen: list[int] = []
+        done = asyncio.Event()
+
+        async def watch() -> None:
+            while not done.is_set():
+                async with http.get(emu.url("/_emulator/stats")) as reply:
+                    seen.append((await reply.json())["vidu"]["by_secret"].get(SECRET, {"running": 0})["running"])
+                await asyncio.sleep(0.005)
+
+        async def creates_until_done() -> list[int]:
+            statuses = []
+            deadline = time.monotonic() + 1.5
+            while time.monotonic() < deadline:  # retry refused creates, so slots keep freeing and filling
+                statuses.append((await create(http, emu, body))[0])
+                await asyncio.sleep(0.01)
+            return statuses
+
+        watcher = asyncio.create_task(watch())
+        statuses = [s for batch in await asyncio.gather(*(creates_until_done() for _ in range(30))) for s in batch]
+        done.set()
+        await watcher
+        async with http.get(emu.url("/_emulator/stats")) as reply:
+            stats = (await reply.json())["vidu"]
+        assert set(statuses) == {200, 429} and statuses.count(200) >= 3
+        assert stats["creates"] == statuses.count(200)  # refused creates are not jobs
+        assert stats["by_secret"][SECRET]["max_running"] == 3 and stats["max_running"] == 3
+        assert max(seen) <= 3 and 3 in seen
