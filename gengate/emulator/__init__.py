@@ -39,7 +39,9 @@ A task provider (create, poll, cancel, list):
             task = ctx.own_task(task_id, secret) or raise 404       # other secrets' tasks do not exist
             ...WALK.state(task.progress(ctx.now())), or an unknown state if ctx.unknown_state(secret)
 
-Cancel is `ctx.before(request, "cancel", ...)` then `ctx.cancel(task)`; a list is op "list",
+A state stream (SSE) is `ctx.before(request, "poll", secret, streaming=True)`, then
+`return ctx.stream(request, "poll", secret, events)`, which `drop_after_accept` cuts after its
+`after_chunks` events. Cancel is `ctx.before(request, "cancel", ...)` then `ctx.cancel(task)`; a list is op "list",
 `page_params`/`offset_params` for the query and `ctx.store.list_tasks(...)` (newest first).
 A task's state is a function of the clock (`TaskRecord.progress(now)` → `Phase`, fraction); a
 `StateWalk` names the provider's states over it. Media: `ctx.media_url(MediaSpec(...), name)`
@@ -78,7 +80,8 @@ How the controls plug in
 ------------------------
 - Faults (faults.py, the contract's rule format): `ctx.before` (status, malformed, and for
   non-create ops timeout/drop), `ctx.after_accept` (a create's timeout/drop once its job is stored),
-  `ctx.unknown_state` (poll), `ctx.accept` (fail_task), `answer_call`/`stream_call` (synchronous).
+  `ctx.unknown_state` (poll), `ctx.accept` (fail_task), `answer_call`/`stream_call` (synchronous),
+  `ctx.stream` (a cut state stream).
 - Stats (`GET /_emulator/stats`): `ctx.accept` counts a create and `running`/`max_running`;
   `answer_call`/`stream_call` count a synchronous call; `ctx.polling` counts polls; `ctx.cancel`
   cancels. Nothing refused (auth, validation, cap, status/malformed faults) is counted.

@@ -92,10 +92,14 @@ class EmulatorContext:
                 return rule
         return None
 
-    async def before(self, request: Request, op: str, secret: str) -> Response | None:
+    async def before(self, request: Request, op: str, secret: str, *, streaming: bool = False) -> Response | None:
         """Faults that act before the request is handled. Returns the reply to send instead, if any.
-        A create's timeout and drop wait for the job to be accepted: see `after_accept`."""
-        kinds = BEFORE_ANY if op == "create" else BEFORE_ANY | AROUND
+        A create's timeout and drop wait for the job to be accepted: see `after_accept`. With
+        `streaming` (a reply that `stream` will send) a drop waits to cut the stream."""
+        if op == "create":
+            kinds = BEFORE_ANY
+        else:
+            kinds = BEFORE_ANY | (frozenset({"timeout"}) if streaming else AROUND)
         rule = self.take_fault(op, secret, kinds)
         if rule is None:
             return None
@@ -209,9 +213,23 @@ class EmulatorContext:
         chunks (default 2), then closes the connection."""
         rule = await self._call_fault(secret)
         self.stats.called(secret)
-        cut = None if rule is None else int(rule.get("after_chunks", DEFAULT_AFTER_CHUNKS))
-        body = cut_after(request, _aiter(chunks), cut)
-        return StreamingResponse(body, media_type=media_type, headers={**SSE_HEADERS, **(headers or {})})
+        return _cut_stream(request, chunks, rule, media_type, headers)
+
+    def stream(
+        self,
+        request: Request,
+        op: str,
+        secret: str,
+        chunks: AsyncIterable[bytes] | Iterable[bytes],
+        *,
+        media_type: str = SSE_MEDIA_TYPE,
+        headers: Mapping[str, str] | None = None,
+    ) -> Response:
+        """Stream `chunks` for a non-create op (a task's state stream, op "poll"), after
+        `before(..., streaming=True)`: a `drop_after_accept` rule sends the headers and its
+        `after_chunks` chunks, then closes the connection."""
+        rule = self.take_fault(op, secret, frozenset({"drop_after_accept"}))
+        return _cut_stream(request, chunks, rule, media_type, headers)
 
     async def _call_fault(self, secret: str) -> FaultRule | None:
         """Wait out a `timeout` rule; return a `drop_after_accept` rule for the caller to apply."""
@@ -220,6 +238,18 @@ class EmulatorContext:
             await asyncio.sleep(rule.get("seconds", 30.0))
             return None
         return rule
+
+
+def _cut_stream(
+    request: Request,
+    chunks: AsyncIterable[bytes] | Iterable[bytes],
+    rule: FaultRule | None,
+    media_type: str,
+    headers: Mapping[str, str] | None,
+) -> StreamingResponse:
+    cut = None if rule is None else int(rule.get("after_chunks", DEFAULT_AFTER_CHUNKS))
+    body = cut_after(request, _aiter(chunks), cut)
+    return StreamingResponse(body, media_type=media_type, headers={**SSE_HEADERS, **(headers or {})})
 
 
 async def _aiter(chunks: AsyncIterable[bytes] | Iterable[bytes]) -> AsyncIterator[bytes]:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, TypedDict
 
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from gengate.emulator.auth import TOKEN
@@ -27,7 +27,7 @@ from gengate.emulator.ids import derived_digits_id, digits_id
 from gengate.emulator.media import MediaSpec
 from gengate.emulator.paging import page_params
 from gengate.emulator.replies import ProviderError, json_response, read_json
-from gengate.emulator.sse import SSE_HEADERS, SSE_MEDIA_TYPE, sse_event
+from gengate.emulator.sse import sse_event
 from gengate.emulator.timeline import Phase, Progress, StateWalk, TaskRecord
 
 TASK_TYPES = frozenset(
@@ -192,14 +192,14 @@ class _Api:
 
     async def stream(self, request: Request) -> Response:
         """§2.6: one `data:` line per state change, the first at once, closed after a terminal one.
-        An `unknown_state` fault shows on the first event only."""
+        An `unknown_state` fault shows on the first event only; `drop_after_accept` cuts it."""
         ctx = self.ctx
         secret = self._secret(request)
         task_id = request.query_params.get("id")
         if not task_id:
             raise _error(400, "FieldLacking", "query parameter id is required")
         ctx.stats.polled(secret)
-        if (reply := await ctx.before(request, "poll", secret)) is not None:
+        if (reply := await ctx.before(request, "poll", secret, streaming=True)) is not None:
             return reply
         self._own_task(task_id, secret)
         unknown = ctx.unknown_state(secret)
@@ -224,7 +224,7 @@ class _Api:
                     return
                 await asyncio.sleep(WALK.next_change(task, progress, now))
 
-        return StreamingResponse(events(), media_type=SSE_MEDIA_TYPE, headers=SSE_HEADERS)
+        return ctx.stream(request, "poll", secret, events())
 
     async def cancel(self, request: Request) -> Response:
         ctx = self.ctx

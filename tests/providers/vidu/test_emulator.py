@@ -266,6 +266,23 @@ async def test_sse_streams_each_state_then_closes(http: aiohttp.ClientSession, s
     assert set(events[0]["queue_wait_time"]) == {"min", "max"}
 
 
+async def test_sse_is_cut_by_drop_after_accept(http: aiohttp.ClientSession) -> None:
+    with running_emulator(task_seconds=(0.5, 0.5)) as emu:
+        _, task = await create(http, emu, {"type": "text2video", "input": {"prompts": [TEXT]}})
+        rule = {"op": "poll", "kind": "drop_after_accept", "after_chunks": 1, "count": 1}
+        async with http.post(emu.url("/_emulator/faults"), json=rule) as reply:
+            assert reply.status == 200
+        lines: list[bytes] = []
+        with pytest.raises(aiohttp.ClientPayloadError):
+            async with http.get(emu.url(f"{TASKS}/state"), params={"id": task["id"]}, headers=AUTH) as reply:
+                assert reply.status == 200
+                async for line in reply.content:
+                    lines.append(line)
+        assert [json.loads(line[6:])["state"] for line in lines if line.startswith(b"data: ")] == ["created"]
+        async with http.get(emu.url(f"{TASKS}/state"), params={"id": task["id"]}, headers=AUTH) as reply:
+            assert b'"state":"success"' in await asyncio.wait_for(reply.read(), 5)
+
+
 async def test_cancel(http: aiohttp.ClientSession, slow: RunningEmulator) -> None:
     status, task = await create(http, slow, {"type": "text2video", "input": {"prompts": [TEXT]}})
     assert status == 200
