@@ -31,6 +31,40 @@ _AUDIO_RATE = 44_100
 _MP3_FRAME = 1152  # samples per MPEG-1 Layer III frame
 
 
+# Aspect ratios the video and image providers offer, as (wide, tall).
+ASPECT_RATIOS: dict[str, tuple[int, int]] = {
+    "16:9": (16, 9),
+    "9:16": (9, 16),
+    "1:1": (1, 1),
+    "4:3": (4, 3),
+    "3:4": (3, 4),
+    "21:9": (21, 9),
+    "9:21": (9, 21),
+    "3:2": (3, 2),
+    "2:3": (2, 3),
+}
+
+
+def frame_size(aspect_ratio: object, short_side: int = 360, default: str = "16:9") -> tuple[int, int]:
+    """Pixels for `aspect_ratio` ("16:9"; unknown ones get `default`), kept small: the short side
+    is `short_side`, both sides even (H.264 needs it)."""
+    wide, tall = ASPECT_RATIOS.get(str(aspect_ratio), ASPECT_RATIOS[default])
+    if wide >= tall:
+        return _nearest_even(short_side * wide / tall), _nearest_even(short_side)
+    return _nearest_even(short_side), _nearest_even(short_side * tall / wide)
+
+
+def whole_frames(seconds: float, fps: int) -> float:
+    """`seconds` rounded to whole frames (at least one), an int when whole, so that a file and
+    the reply that describes it agree exactly."""
+    exact = max(round(seconds * fps), 1) / fps
+    return int(exact) if exact.is_integer() else exact
+
+
+def _nearest_even(value: float) -> int:
+    return max(2, round(value / 2) * 2)
+
+
 @dataclass(frozen=True, slots=True)
 class MediaSpec:
     kind: MediaKind

@@ -35,6 +35,7 @@ from gengate.emulator import (
     uuid_id,
 )
 from gengate.emulator.faults import FaultSpecError, parse_rule
+from gengate.emulator.media import frame_size, whole_frames
 
 
 def request(headers: dict[str, str] | None = None, query: str = "") -> Request:
@@ -149,3 +150,11 @@ def test_fault_rule_after_chunks_and_fail_defaults() -> None:
     assert (rule["err_code"], rule["err_msg"]) == ("1301", "blocked")
     with pytest.raises(FaultSpecError):
         parse_rule({"kind": "fail_task", "err_code": 5}, 0)
+
+
+def test_media_geometry() -> None:
+    assert frame_size("16:9") == (640, 360) and frame_size("9:16", 288) == (288, 512)
+    assert frame_size("1:1") == (360, 360) and frame_size(["not", "a", "ratio"]) == (640, 360)
+    assert frame_size("21:9", 360) == (840, 360)
+    assert whole_frames(3, 8) == 3 and isinstance(whole_frames(3, 8), int)
+    assert whole_frames(4.5, 8) == 4.5 and whole_frames(0.01, 8) == 0.125 and whole_frames(1.3, 24) == 31 / 24

@@ -24,7 +24,7 @@ from gengate.emulator.auth import TOKEN
 from gengate.emulator.base import EmulatorContext
 from gengate.emulator.clock import iso_z
 from gengate.emulator.ids import derived_digits_id, digits_id
-from gengate.emulator.media import MediaSpec
+from gengate.emulator.media import MediaSpec, frame_size, whole_frames
 from gengate.emulator.paging import page_params
 from gengate.emulator.replies import ProviderError, json_response, read_json
 from gengate.emulator.sse import sse_event
@@ -68,13 +68,7 @@ DEFAULT_REASONS: dict[int, str] = {
     429: "TooManyRequests",
     499: "Canceled",
 }
-ASPECTS: dict[str, tuple[int, int]] = {
-    "16:9": (16, 9),
-    "9:16": (9, 16),
-    "1:1": (1, 1),
-    "4:3": (4, 3),
-    "3:4": (3, 4),
-}
+ASPECTS = frozenset({"16:9", "9:16", "1:1", "4:3", "3:4"})  # Vidu's; others are drawn 16:9
 SMALL_RESOLUTIONS = frozenset({"360p", "512", "540p"})
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af]")
 
@@ -387,13 +381,11 @@ def validate(body: Any) -> CreateRequest:
     return CreateRequest(type=kind, input=reply_input, settings=settings, creation_id=creation_id)
 
 
-def frame_size(settings: Mapping[str, Any]) -> tuple[int, int]:
+def draft_size(settings: Mapping[str, Any]) -> tuple[int, int]:
     """Pixels for a draft: the aspect ratio asked for, kept small (short side 288 or 360)."""
-    wide, tall = ASPECTS.get(str(settings.get("aspect_ratio", "16:9")), (16, 9))
     short = 288 if str(settings.get("resolution", "")).lower() in SMALL_RESOLUTIONS else 360
-    if wide >= tall:
-        return _even(short * wide / tall), short
-    return short, _even(short * tall / wide)
+    aspect = str(settings.get("aspect_ratio", "16:9"))
+    return frame_size(aspect if aspect in ASPECTS else "16:9", short)
 
 
 def clip_seconds(settings: Mapping[str, Any]) -> float:
@@ -403,9 +395,7 @@ def clip_seconds(settings: Mapping[str, Any]) -> float:
     seconds: float = DEFAULT_SECONDS
     if isinstance(asked, int | float) and not isinstance(asked, bool) and asked > 0:
         seconds = MAX_SECONDS if asked >= MAX_SECONDS else float(asked)  # float(10**400) would overflow
-    frames = max(round(seconds * FPS), 1)
-    exact = frames / FPS
-    return int(exact) if exact.is_integer() else exact
+    return whole_frames(seconds, FPS)
 
 
 def _plan_creations(req: CreateRequest, task_id: str) -> list[Creation]:
@@ -413,7 +403,7 @@ def _plan_creations(req: CreateRequest, task_id: str) -> list[Creation]:
     if not isinstance(count, int) or isinstance(count, bool):
         count = 1
     count = min(max(count, 1), MAX_SAMPLES)
-    width, height = frame_size(req.settings)
+    width, height = draft_size(req.settings)
     image = req.type in IMAGE_TYPES
     return [
         Creation(
@@ -449,10 +439,6 @@ def _state_event(task: TaskRecord, progress: Progress) -> dict[str, Any]:
         "err_code": (task.fail_code or "") if progress.phase is Phase.FAILED else "",
         "queue_wait_time": {"min": [0], "max": [1 if waiting else 0]},
     }
-
-
-def _even(value: float) -> int:
-    return max(2, round(value / 2) * 2)
 
 
 def _creation_id(task_id: str, index: int) -> str:
