@@ -6,7 +6,6 @@ A family's routes call these with its adaptor and render the result in its own s
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
@@ -15,9 +14,9 @@ from sqlalchemy.engine import Row
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
 
-from gengate.core import idempotency
+from gengate.core import idempotency, inline
 from gengate.core import tasks as store
-from gengate.core.adaptor import INLINE_PREFIX, OwnedTask, Parent, TaskAdaptor, TaskView
+from gengate.core.adaptor import OwnedTask, Parent, TaskAdaptor, TaskView
 from gengate.core.keys import ClientKey
 from gengate.core.states import TERMINAL, TaskState
 from gengate.net.ssrf import check_url
@@ -43,11 +42,7 @@ class KeyResolver:
                          outputs=tuple((o.upstream_id, json.loads(o.meta)) for o in outs))
 
     async def stash(self, value: str) -> str:
-        data = value.encode()
-        key = f"inline/{hashlib.sha256(data).hexdigest()}"
-        if await self.ctx.storage.stat(key) is None:
-            await self.ctx.storage.put_bytes(key, data, "text/plain")
-        return INLINE_PREFIX + key
+        return await inline.stash(self.ctx.storage, value)
 
     async def output(self, public_id: str) -> tuple[Parent, str | None, Mapping[str, Any]] | None:
         async with self.ctx.db.read() as conn:

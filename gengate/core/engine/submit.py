@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy.engine import Row
 
 from gengate.core import channels as chan
-from gengate.core import idempotency
+from gengate.core import idempotency, inline
 from gengate.core import tasks as store
 from gengate.core.adaptor import (
     INLINE_PREFIX,
@@ -144,12 +144,9 @@ class SubmitJob(ViewsJob):
         ref = self.ref(row)
         if INLINE_PREFIX not in row.upstream_request:
             return ref
-        request = await _unstash(ref.upstream_request, self._read_stash)
+        request = await inline.unstash(self.storage, ref.upstream_request)
         return TaskRef(upstream_id=ref.upstream_id, action=ref.action, model=ref.model, upstream_request=request,
                        marker=ref.marker, units=ref.units)
-
-    async def _read_stash(self, key: str) -> str:
-        return b"".join([chunk async for chunk in self.storage.open_range(key)]).decode()
 
     async def _send_create(self, row: Row[Any], adaptor: TaskAdaptor, *, inline: bool) -> Row[Any] | None:
         """Send the create of a SUBMITTING task; returns the task as it ends up (QUEUED: try another)."""
@@ -266,14 +263,3 @@ def _parse_submit(adaptor: TaskAdaptor, reply: HttpReply, ref: TaskRef) -> Submi
         return Submitted(outcome=sub.outcome, retry_after=retry_after(reply), error_code=sub.error_code,
                          error_message=sub.error_message)
     return sub
-
-
-async def _unstash(value: Any, read: Any) -> Any:
-    """`value` with every stashed string (`INLINE_PREFIX` + storage key) read back from storage."""
-    if isinstance(value, str):
-        return await read(value[len(INLINE_PREFIX):]) if value.startswith(INLINE_PREFIX) else value
-    if isinstance(value, dict):
-        return {k: await _unstash(v, read) for k, v in value.items()}
-    if isinstance(value, list):
-        return [await _unstash(v, read) for v in value]
-    return value
