@@ -28,12 +28,13 @@ from gengate.core.crypto import SecretBox, load_master_key
 from gengate.core.engine import TaskEngine
 from gengate.core.notify import Notifier
 from gengate.core.poller import Poller
+from gengate.core.pricing import PriceTable
 from gengate.core.upstream import UpstreamClient
 from gengate.core.webhooks import WebhookSender
 from gengate.db.engine import Database
 from gengate.db.models import settings_kv
 from gengate.net.ssrf import GuardedClient, policy_from_env
-from gengate.providers.registry import route_factories, task_adaptors
+from gengate.providers.registry import default_prices, provider_names, route_factories, task_adaptors, task_views
 from gengate.storage import open_storage
 from gengate.storage.routes import file_routes
 from gengate.storage.signing import UrlSigner
@@ -78,7 +79,8 @@ async def _upsert_sandbox_channels(db: Database, box: SecretBox, settings: Setti
         for attempt in range(5):  # workers starting together race on the insert: the loser updates
             try:
                 async with db.write() as conn:
-                    await chan.add_channel(conn, box, provider=emu.provider, base_url=f"{base}/{emu.provider}",
+                    await chan.add_channel(conn, box, providers=provider_names(), provider=emu.provider,
+                                           base_url=f"{base}/{emu.provider}",
                                            secrets=[SANDBOX_SECRET], name=f"sandbox-{emu.provider}",
                                            max_concurrency=settings.sandbox_concurrency, upsert=True)
                 break
@@ -111,7 +113,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         async with db.read() as conn:
             await router.refresh(conn)
         engine = TaskEngine(settings=settings, db=db, router=router, upstream=upstream, storage=storage,
-                            signer=signer, adaptors=adaptors, notifier=notifier, owner=owner)
+                            signer=signer, adaptors=adaptors, views=task_views(),
+                            prices=PriceTable(default_prices(), settings.prices), notifier=notifier, owner=owner)
         url_policy = policy_from_env()
         ctx = AppContext(settings=settings, db=db, router=router, engine=engine, notifier=notifier,
                          storage=storage, signer=signer, adaptors=adaptors, url_policy=url_policy)
@@ -152,6 +155,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def healthz(request: Request) -> Response:
         loops = health.get("loops") or {}
         dead = [n for n, t in loops.items() if t.done()]
+        poller = health.get("poller")
+        # A poller whose round has not come back for this long is stuck (a hung database, say).
+        stalled_for = time.time() - poller.last_round_at if poller is not None and poller.last_round_at else 0.0
+        if stalled_for > max(30.0, 20 * settings.poller_tick):
+            dead.append(f"poller (stalled {stalled_for:.0f} s)")
         if not health["ready"] or dead:
             return JSONResponse({"status": "starting" if not dead else "unhealthy", "dead_loops": dead},
                                 status_code=503)

@@ -232,6 +232,7 @@ def channels_add(
 ) -> None:
     """Add an upstream channel."""
     from gengate.core.channels import add_channel
+    from gengate.providers.registry import provider_names
 
     opts: dict[str, str] = {}
     for item in option or []:
@@ -243,7 +244,8 @@ def channels_add(
 
     async def go(db: Any, box: Any) -> int:
         async with db.write() as conn:
-            return await add_channel(conn, box, provider=provider, base_url=base_url, secrets=list(key),
+            return await add_channel(conn, box, providers=provider_names(), provider=provider, base_url=base_url,
+                                     secrets=list(key),
                                      name=name, models=models, priority=priority, weight=weight,
                                      max_concurrency=max_concurrency, options=opts)
 
@@ -296,6 +298,21 @@ def channels_enable(name_or_id: str, data_dir: DataDir = None) -> None:
 @channels_app.command("disable")
 def channels_disable(name_or_id: str, data_dir: DataDir = None) -> None:
     _set_enabled(name_or_id, False, data_dir)
+
+
+@channels_app.command("delete")
+def channels_delete(name_or_id: str, data_dir: DataDir = None) -> None:
+    """Take a channel out of routing for good; tasks already bound to its secrets finish on them."""
+    from gengate.core.channels import delete_channel
+
+    async def go(db: Any, box: Any) -> bool:
+        async with db.write() as conn:
+            return await delete_channel(conn, name_or_id)
+
+    if not _run(go, _settings(data_dir)):
+        console.print(f"[red]error:[/red] no channel {name_or_id!r}")
+        raise typer.Exit(1)
+    console.print(f"channel {name_or_id} deleted")
 
 
 def main() -> None:

@@ -35,7 +35,9 @@ class Settings:
     poller_tick: float = 0.25  # how often the poller looks for due work when idle
     poller_batch: int = 64  # tasks leased per round
     lease_seconds: float = 30.0
-    submit_timeout: float = 20.0  # read timeout of an upstream create
+    submit_timeout: float = 20.0  # read timeout of an upstream create (default)
+    submit_timeouts: dict[str, float] = field(default_factory=dict)  # per provider: GENGATE_SUBMIT_TIMEOUTS="suno=150"
+    submit_attempts: int = 10  # consecutive 5xx/garbled refusals of one task's create before it fails
     request_timeout: float = 15.0  # read timeout of polls, cancels, lists
     connect_timeout: float = 5.0
     backoff_base: float = 1.0
@@ -67,6 +69,9 @@ class Settings:
 
     def deadline_for(self, provider: str) -> float:
         return self.deadlines.get(provider, self.task_deadline)
+
+    def submit_timeout_for(self, provider: str) -> float:
+        return self.submit_timeouts.get(provider, self.submit_timeout)
 
 
 _COERCE: dict[str, type] = {f.name: f.type for f in fields(Settings)}  # type: ignore[misc]

@@ -132,7 +132,7 @@ def test_channels_add_list_enable_disable(home):
                    "--key", s1, "--key", s2, "--name", "first", "--max-concurrency", "3",
                    "--priority", "5", "--weight", "2", "--models", "vidu-*")
     first_id = int(out.strip().splitlines()[-1])
-    proc = home.cli_run("channels", "add", "--provider", "kling", "--base-url", "https://api.example.com",
+    proc = home.cli_run("channels", "add", "--provider", "vidu", "--base-url", "https://api.example.com",
                         "--key", f"ak|{s3}", "--name", "second", data_dir_last=True)
     second_id = int(proc.stdout.strip().splitlines()[-1])
     assert first_id != second_id
@@ -146,7 +146,7 @@ def test_channels_add_list_enable_disable(home):
     assert first["enabled"] is True
     assert len(first["secrets"]) == 2
     assert all(s["max_concurrency"] == 3 and s["enabled"] for s in first["secrets"])
-    assert chans["second"]["provider"] == "kling" and len(chans["second"]["secrets"]) == 1
+    assert chans["second"]["provider"] == "vidu" and len(chans["second"]["secrets"]) == 1
     table = home.cli("channels", "list")
     assert "first" in table and "second" in table
     listed = json.dumps(chans) + table

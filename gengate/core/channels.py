@@ -11,17 +11,16 @@ import fnmatch
 import json
 import random
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, or_, select, update
+from sqlalchemy import bindparam, case, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gengate.core.crypto import SecretBox, fingerprint
 from gengate.core.errors import InvalidRequest
 from gengate.db.models import channel_secrets, channels, settings_kv
-
-PROVIDERS = ("openai", "zhipu", "vidu", "vidu-ent", "kling", "runway", "luma", "suno")
 
 
 @dataclass(frozen=True)
@@ -48,6 +47,7 @@ class Channel:
     options: dict[str, str]
     enabled: bool
     secrets: tuple[Secret, ...] = field(default=())
+    deleted: bool = False
 
     def serves(self, model: str) -> bool:
         return self.models is None or any(fnmatch.fnmatchcase(model, p) for p in self.models)
@@ -65,12 +65,13 @@ async def config_version(conn: AsyncConnection) -> str:
     return await conn.scalar(select(settings_kv.c.value).where(settings_kv.c.name == "config_version")) or ""
 
 
-async def add_channel(conn: AsyncConnection, box: SecretBox, *, provider: str, base_url: str,
-                      secrets: list[str], name: str | None = None, models: str | None = None,
+async def add_channel(conn: AsyncConnection, box: SecretBox, *, providers: Collection[str], provider: str,
+                      base_url: str, secrets: list[str], name: str | None = None, models: str | None = None,
                       priority: int = 0, weight: int = 1, max_concurrency: int | None = None,
                       options: dict[str, str] | None = None, upsert: bool = False) -> int:
-    if provider not in PROVIDERS:
-        raise InvalidRequest(f"unknown provider {provider!r}; one of {', '.join(PROVIDERS)}")
+    """Add a channel (`providers`: the names the registry knows; the core names none)."""
+    if provider not in providers:
+        raise InvalidRequest(f"unknown provider {provider!r}; one of {', '.join(sorted(providers))}")
     if not secrets:
         raise InvalidRequest("at least one --key is required")
     if not base_url.startswith(("http://", "https://")):
@@ -78,7 +79,8 @@ async def add_channel(conn: AsyncConnection, box: SecretBox, *, provider: str, b
     name = name or f"{provider}-{int(time.time())}"
     values = dict(name=name, provider=provider, base_url=base_url.rstrip("/"), models=models or None,
                   priority=priority, weight=max(1, weight), options=json.dumps(options or {}))
-    existing = await conn.scalar(select(channels.c.id).where(channels.c.name == name))
+    existing = await conn.scalar(select(channels.c.id).where(channels.c.name == name,
+                                                             channels.c.deleted_at.is_(None)))
     if existing is not None and not upsert:
         raise InvalidRequest(f"a channel named {name!r} exists already")
     if existing is not None:
@@ -110,7 +112,8 @@ async def add_channel(conn: AsyncConnection, box: SecretBox, *, provider: str, b
 
 async def list_channels(conn: AsyncConnection) -> list[dict[str, Any]]:
     out = []
-    for ch in (await conn.execute(select(channels).order_by(channels.c.id))).all():
+    for ch in (await conn.execute(select(channels).where(channels.c.deleted_at.is_(None))
+                                  .order_by(channels.c.id))).all():
         secrets = (await conn.execute(select(channel_secrets).where(channel_secrets.c.channel_id == ch.id)
                                       .order_by(channel_secrets.c.id))).all()
         out.append({
@@ -128,7 +131,7 @@ async def set_channel_enabled(conn: AsyncConnection, name_or_id: str, enabled: b
     cond = channels.c.name == name_or_id
     if name_or_id.isdigit():
         cond = or_(cond, channels.c.id == int(name_or_id))
-    channel_id = await conn.scalar(select(channels.c.id).where(cond))
+    channel_id = await conn.scalar(select(channels.c.id).where(cond, channels.c.deleted_at.is_(None)))
     if channel_id is None:
         return False
     reason = None if enabled else "disabled by the operator"
@@ -142,39 +145,75 @@ async def set_channel_enabled(conn: AsyncConnection, name_or_id: str, enabled: b
     return True
 
 
-async def delete_channel(conn: AsyncConnection, channel_id: int) -> None:
-    await conn.execute(delete(channel_secrets).where(channel_secrets.c.channel_id == channel_id))
-    await conn.execute(delete(channels).where(channels.c.id == channel_id))
+async def delete_channel(conn: AsyncConnection, name_or_id: str) -> bool:
+    """Take a channel out of routing for good. Its secret rows stay: tasks already bound to them
+    finish on them (their slots, polls and cancels still need the secret)."""
+    cond = channels.c.name == name_or_id
+    if name_or_id.isdigit():
+        cond = or_(cond, channels.c.id == int(name_or_id))
+    res = await conn.execute(update(channels).where(cond, channels.c.deleted_at.is_(None))
+                             .values(deleted_at=time.time(), enabled=False, status_reason="deleted",
+                                     name=channels.c.name + "#deleted-" + str(time.time_ns())))
+    if not res.rowcount:
+        return False
     await bump_config_version(conn)
+    return True
 
 
+# A task occupying `u` units fits when the secret has no cap, when `running + u` stays within it, or
+# when nothing runs (a task larger than the whole cap still gets to run, alone).
 _ACQUIRE = (update(channel_secrets)
             .where(channel_secrets.c.id == bindparam("sid"), channel_secrets.c.backoff_until <= bindparam("now"),
                    or_(channel_secrets.c.max_concurrency.is_(None),
-                       channel_secrets.c.running < channel_secrets.c.max_concurrency))
-            .values(running=channel_secrets.c.running + 1))
+                       channel_secrets.c.running + bindparam("u") <= channel_secrets.c.max_concurrency,
+                       channel_secrets.c.running == 0))
+            .values(running=channel_secrets.c.running + bindparam("u")))
+_RELEASE = (update(channel_secrets)
+            .where(channel_secrets.c.id == bindparam("sid"))
+            .values(running=case((channel_secrets.c.running > bindparam("u"),
+                                  channel_secrets.c.running - bindparam("u")), else_=0)))
 
 
-async def acquire_slot(conn: AsyncConnection, secret_id: int, now: float) -> bool:
-    res = await conn.execute(_ACQUIRE, {"sid": secret_id, "now": now})
+async def acquire_slot(conn: AsyncConnection, secret_id: int, now: float, units: int = 1) -> bool:
+    res = await conn.execute(_ACQUIRE, {"sid": secret_id, "now": now, "u": max(1, units)})
     return res.rowcount > 0
 
 
-async def release_slot(conn: AsyncConnection, secret_id: int) -> None:
-    await conn.execute(update(channel_secrets)
-                       .where(channel_secrets.c.id == secret_id, channel_secrets.c.running > 0)
-                       .values(running=channel_secrets.c.running - 1))
+async def release_slot(conn: AsyncConnection, secret_id: int, units: int = 1) -> None:
+    await conn.execute(_RELEASE, {"sid": secret_id, "u": max(1, units)})
 
 
-async def back_off(conn: AsyncConnection, secret_id: int, until: float) -> None:
+async def record_failure(conn: AsyncConnection, secret_id: int, now: float, *, base: float, cap: float,
+                         retry_after: float | None = None, grace: int = 0) -> None:
+    """Count one failure of the secret itself (its host refused, it is rate limited, it answered 5xx).
+
+    The backoff grows with the secret's own consecutive failures, never with one task's retries, and
+    only past `grace` failures in a row: a single payload the upstream chokes on (while other tasks
+    succeed and clear the count) never makes every other client wait. A `Retry-After` always wins.
+    """
+    failures = int(await conn.scalar(
+        update(channel_secrets).where(channel_secrets.c.id == secret_id)
+        .values(failures=channel_secrets.c.failures + 1).returning(channel_secrets.c.failures)) or 0)
+    if retry_after is not None:
+        delay = min(max(retry_after, 0.1), cap)
+    elif failures > grace:
+        delay = min(base * 2 ** min(failures - grace - 1, 10), cap) * random.uniform(0.8, 1.2)
+    else:
+        return
     await conn.execute(update(channel_secrets).where(channel_secrets.c.id == secret_id)
-                       .values(backoff_until=until, failures=channel_secrets.c.failures + 1))
+                       .values(backoff_until=now + delay))
 
 
 async def clear_failures(conn: AsyncConnection, secret_id: int) -> None:
+    """The secret just worked: its failure streak (and so its next backoff) starts again from zero."""
     await conn.execute(update(channel_secrets)
                        .where(channel_secrets.c.id == secret_id, channel_secrets.c.failures > 0)
                        .values(failures=0))
+
+
+async def lock_secret(conn: AsyncConnection, secret_id: int) -> None:
+    """Hold the secret's row until the transaction ends (SQLite: the one writer holds it anyway)."""
+    await conn.execute(select(channel_secrets.c.id).where(channel_secrets.c.id == secret_id).with_for_update())
 
 
 async def disable_secret(conn: AsyncConnection, secret_id: int, reason: str) -> None:
@@ -210,21 +249,21 @@ class Router:
             chans[ch.id] = Channel(id=ch.id, name=ch.name, provider=ch.provider, base_url=ch.base_url,
                                    models=models, priority=ch.priority, weight=ch.weight,
                                    options=json.loads(ch.options or "{}"), enabled=ch.enabled,
-                                   secrets=tuple(by_channel.get(ch.id, ())))
+                                   secrets=tuple(by_channel.get(ch.id, ())), deleted=ch.deleted_at is not None)
         self.channels, self.secrets, self.version = chans, secrets, version
 
     def has_channel(self, provider: str, model: str) -> bool:
-        return any(c.provider == provider and c.serves(model) for c in self.channels.values())
+        return any(c.provider == provider and not c.deleted and c.serves(model) for c in self.channels.values())
 
     def candidates(self, provider: str, model: str, avoid_channel: int | None = None) -> list[Secret]:
-        """Enabled secrets that serve the model: highest priority first, weighted random in a tier,
-        the channel to avoid (the one that just failed) last."""
+        """Enabled secrets that serve the model: the lowest `priority` number first (interface.md),
+        weighted random in a tier, the channel to avoid (the one that just failed) last."""
         tiers: dict[int, list[Channel]] = {}
         for ch in self.channels.values():
             if ch.enabled and ch.provider == provider and ch.serves(model):
                 tiers.setdefault(ch.priority, []).append(ch)
         ordered: list[Secret] = []
-        for prio in sorted(tiers, reverse=True):
+        for prio in sorted(tiers):
             tier = tiers[prio]
             pool = list(tier)
             while pool:

@@ -13,14 +13,16 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import and_, bindparam, insert, or_, select, text, update
+from sqlalchemy import and_, bindparam, func, insert, or_, select, text, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gengate.core import channels as chan
 from gengate.core import ledger
+from gengate.core.adaptor import OutputSpec
 from gengate.core.states import HOLDS_SLOT, TERMINAL, TaskState, can_move
-from gengate.db.models import outputs, task_events, tasks
+from gengate.db.models import outputs, stored_objects, task_events, tasks
+from gengate.storage.base import StoredObject
 
 # Built once: executing a prebuilt statement with a parameter dict skips rebuilding its cache key,
 # which is most of SQLAlchemy's cost on the create path.
@@ -58,6 +60,8 @@ class NewTask:
     callback_url: str | None = None
     channel_id: int | None = None  # set for child tasks: pinned to the parent's secret
     secret_id: int | None = None
+    slots: int = 1
+    origin: str | None = None
 
 
 async def insert_task(conn: AsyncConnection, new: NewTask, now: float, *, unlimited: bool,
@@ -74,7 +78,7 @@ async def insert_task(conn: AsyncConnection, new: NewTask, now: float, *, unlimi
         reserved=new.reserved, callback_url=new.callback_url,
         deadline_at=new.deadline_at, next_poll_at=now, marker=new.marker,
         parent_task_id=new.parent_task_id, channel_id=new.channel_id, secret_id=new.secret_id,
-        pinned=new.secret_id is not None, created_at=now, updated_at=now)
+        pinned=new.secret_id is not None, slots=new.slots, origin=new.origin, created_at=now, updated_at=now)
     values.update(submitting or {})
     row = (await conn.execute(_INSERT_TASK, values)).one()
     await ledger.reserve(conn, new.key_id, row.id, new.reserved, unlimited=unlimited)
@@ -105,7 +109,7 @@ async def move(conn: AsyncConnection, task: Row[Any], new: TaskState, *, reason:
     if moved is None:
         return None
     if releases and task.secret_id is not None:
-        await chan.release_slot(conn, task.secret_id)
+        await chan.release_slot(conn, task.secret_id, task.slots)
     if new is TaskState.SUCCEEDED:
         await ledger.settle(conn, task.key_id, task.id, task.reserved, values["settled"])
     elif new in (TaskState.FAILED, TaskState.CANCELLED):
@@ -161,10 +165,74 @@ async def get_row(conn: AsyncConnection, task_id: int) -> Row[Any] | None:
 
 async def find_owned(conn: AsyncConnection, public_id: str, key_id: int,
                      provider: str | None = None) -> Row[Any] | None:
-    cond = and_(tasks.c.public_id == public_id, tasks.c.key_id == key_id)
+    """A task of `key_id` that its client has not deleted (a deleted task is 404 on every route)."""
+    cond = and_(tasks.c.public_id == public_id, tasks.c.key_id == key_id, tasks.c.deleted_at.is_(None))
     if provider is not None:
         cond = and_(cond, tasks.c.provider == provider)
     return (await conn.execute(select(tasks).where(cond))).first()
+
+
+async def list_owned(conn: AsyncConnection, key_id: int, *, provider: str | None = None,
+                     origin: str | None = None, limit: int = 20, after: str | None = None,
+                     offset: int = 0, oldest_first: bool = False) -> list[Row[Any]]:
+    """A key's tasks, newest first by default: paged by `after` (the public id of the previous
+    page's last item, a cursor) or by `offset` (page numbers)."""
+    cond = and_(tasks.c.key_id == key_id, tasks.c.deleted_at.is_(None))
+    if provider is not None:
+        cond = and_(cond, tasks.c.provider == provider)
+    if origin is not None:
+        cond = and_(cond, tasks.c.origin == origin)
+    if after is not None:
+        anchor = (await conn.execute(select(tasks.c.id).where(cond, tasks.c.public_id == after))).scalar()
+        if anchor is None:
+            return []
+        cond = and_(cond, tasks.c.id > anchor if oldest_first else tasks.c.id < anchor)
+    order = tasks.c.id.asc() if oldest_first else tasks.c.id.desc()
+    stmt = select(tasks).where(cond).order_by(order).limit(max(0, limit)).offset(max(0, offset))
+    return list((await conn.execute(stmt)).all())
+
+
+async def count_owned(conn: AsyncConnection, key_id: int, *, provider: str | None = None,
+                      origin: str | None = None) -> int:
+    cond = and_(tasks.c.key_id == key_id, tasks.c.deleted_at.is_(None))
+    if provider is not None:
+        cond = and_(cond, tasks.c.provider == provider)
+    if origin is not None:
+        cond = and_(cond, tasks.c.origin == origin)
+    return int(await conn.scalar(select(func.count()).select_from(tasks).where(cond)) or 0)
+
+
+async def mark_deleted(conn: AsyncConnection, task_id: int) -> bool:
+    res = await conn.execute(update(tasks).where(tasks.c.id == task_id, tasks.c.deleted_at.is_(None))
+                             .values(deleted_at=time.time()))
+    return res.rowcount > 0
+
+
+async def record_upstream_id(conn: AsyncConnection, task_id: int, upstream_id: str) -> None:
+    """Keep the id of a job the upstream made for a task that ended meanwhile (it gets cancelled)."""
+    await conn.execute(update(tasks).where(tasks.c.id == task_id, tasks.c.upstream_id.is_(None))
+                       .values(upstream_id=upstream_id))
+
+
+async def bound_jobs(conn: AsyncConnection, secret_id: int, upstream_ids: list[str]) -> set[str]:
+    """Which of these upstream jobs of one secret a task is already bound to."""
+    if not upstream_ids:
+        return set()
+    return set((await conn.execute(select(tasks.c.upstream_id).where(
+        tasks.c.secret_id == secret_id, tasks.c.upstream_id.in_(upstream_ids)))).scalars())
+
+
+async def insert_outputs(conn: AsyncConnection, task_id: int, now: float,
+                         items: list[tuple[str, OutputSpec, dict[str, str], list[StoredObject]]]) -> None:
+    """Record a task's re-hosted results: (public id, spec, {field: storage key}, stored objects)."""
+    for idx, (public_id, spec, files, objs) in enumerate(items):
+        await conn.execute(insert(outputs).values(
+            task_id=task_id, idx=idx, public_id=public_id, upstream_id=spec.upstream_id, kind=spec.kind,
+            files=json.dumps(files), meta=json.dumps(dict(spec.meta)), created_at=now))
+        for obj in objs:
+            await conn.execute(insert(stored_objects).values(
+                key=obj.key, task_id=task_id, size=obj.size, sha256=obj.sha256,
+                content_type=obj.content_type, created_at=now))
 
 
 async def outputs_of(conn: AsyncConnection, task_id: int) -> list[Row[Any]]:
@@ -173,11 +241,11 @@ async def outputs_of(conn: AsyncConnection, task_id: int) -> list[Row[Any]]:
 
 
 async def find_output(conn: AsyncConnection, public_id: str, key_id: int) -> tuple[Row[Any], Row[Any]] | None:
-    """An output and its task, if the task belongs to `key_id` and succeeded."""
+    """An output and its task, if the task belongs to `key_id`, succeeded and was not deleted."""
     row = (await conn.execute(
         select(outputs, tasks.c.id.label("t_id"))
         .join(tasks, tasks.c.id == outputs.c.task_id)
-        .where(outputs.c.public_id == public_id, tasks.c.key_id == key_id,
+        .where(outputs.c.public_id == public_id, tasks.c.key_id == key_id, tasks.c.deleted_at.is_(None),
                tasks.c.state == TaskState.SUCCEEDED.value))).first()
     if row is None:
         return None

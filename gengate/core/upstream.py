@@ -7,7 +7,7 @@ import logging
 
 import aiohttp
 
-from gengate.providers.base import Account, HttpCall, HttpReply
+from gengate.core.adaptor import Account, HttpCall, HttpReply
 
 log = logging.getLogger("gengate.upstream")
 

@@ -61,6 +61,7 @@ channels = Table(
     Column("enabled", Boolean, nullable=False, server_default=text("true")),
     Column("status_reason", Text, nullable=True),
     Column("created_at", Float, nullable=False),
+    Column("deleted_at", Float, nullable=True),  # out of routing; tasks bound to its secrets finish on them
 )
 
 channel_secrets = Table(
@@ -109,6 +110,12 @@ tasks = Table(
     Column("settled", BigInteger, nullable=True),
     Column("parent_task_id", Integer, nullable=True),
     Column("attempts", Integer, nullable=False, server_default="0"),
+    # Consecutive creates of this task that the upstream refused with a 5xx or a garbled reply: at
+    # GENGATE_SUBMIT_ATTEMPTS the task fails (one payload must not hold a shared secret forever).
+    Column("submit_errors", Integer, nullable=False, server_default="0"),
+    Column("slots", Integer, nullable=False, server_default="1"),  # concurrency units held upstream
+    Column("origin", String(32), nullable=True),  # the view it was created through; NULL: the provider's own
+    Column("deleted_at", Float, nullable=True),  # deleted by its client: 404 from then on
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
     Column("submitted_at", Float, nullable=True),
@@ -161,8 +168,6 @@ idempotency_keys = Table(
     Column("value", String(255), nullable=False),
     Column("body_hash", String(64), nullable=False),
     Column("task_id", Integer, nullable=True),
-    Column("status_code", Integer, nullable=True),
-    Column("response", Text, nullable=True),  # a stored error reply; a task reply is re-rendered
     Column("locked_until", Float, nullable=True),
     Column("created_at", Float, nullable=False),
     UniqueConstraint("key_id", "route", "value", name="uq_idempotency"),

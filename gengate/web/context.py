@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import bindparam, select
 
 from gengate.config import Settings
+from gengate.core.adaptor import TaskAdaptor
 from gengate.core.channels import Router
 from gengate.core.crypto import hash_key
 from gengate.core.engine import TaskEngine
@@ -17,7 +18,6 @@ from gengate.core.notify import Notifier
 from gengate.db.engine import Database
 from gengate.db.models import keys, settings_kv
 from gengate.net.ssrf import GuardPolicy
-from gengate.providers.base import TaskAdaptor
 from gengate.storage.base import Storage
 from gengate.storage.signing import UrlSigner
 

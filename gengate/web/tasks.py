@@ -14,12 +14,12 @@ from sqlalchemy.engine import Row
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
 
-from gengate.core import idempotency
+from gengate.core import idempotency, inline
 from gengate.core import tasks as store
+from gengate.core.adaptor import OwnedTask, Parent, TaskAdaptor, TaskView
 from gengate.core.keys import ClientKey
 from gengate.core.states import TERMINAL, TaskState
 from gengate.net.ssrf import check_url
-from gengate.providers.base import Parent, TaskAdaptor, TaskView
 from gengate.web.context import AppContext
 from gengate.web.requests import read_json
 
@@ -29,6 +29,20 @@ class KeyResolver:
 
     def __init__(self, ctx: AppContext, key: ClientKey) -> None:
         self.ctx, self.key = ctx, key
+
+    async def task(self, public_id: str, provider: str | None = None) -> OwnedTask | None:
+        async with self.ctx.db.read() as conn:
+            row = await store.find_owned(conn, public_id, self.key.id, provider)
+            if row is None:
+                return None
+            outs = await store.outputs_of(conn, row.id) if row.state == TaskState.SUCCEEDED else []
+        return OwnedTask(parent=Parent(task_id=row.id, channel_id=row.channel_id, secret_id=row.secret_id),
+                         public_id=row.public_id, provider=row.provider, action=row.action, model=row.model,
+                         state=TaskState(row.state), upstream_id=row.upstream_id,
+                         outputs=tuple((o.upstream_id, json.loads(o.meta)) for o in outs))
+
+    async def stash(self, value: str) -> str:
+        return await inline.stash(self.ctx.storage, value)
 
     async def output(self, public_id: str) -> tuple[Parent, str | None, Mapping[str, Any]] | None:
         async with self.ctx.db.read() as conn:
@@ -41,9 +55,13 @@ class KeyResolver:
 
 
 async def create_task(ctx: AppContext, request: Request, key: ClientKey, adaptor: TaskAdaptor,
-                      route: str, body: Any = None) -> TaskView:
+                      route: str, body: Any = None, *, origin: str | None = None,
+                      body_limit: int | None = None) -> TaskView:
+    """Create a task from a client's request. `origin`: the view it is created through when not the
+    provider's own (e.g. `/v1/videos`); `body_limit`: this route's own cap on the JSON body (routes
+    that take base64 images take several MB)."""
     if body is None:
-        body = await read_json(request, ctx.settings.max_body_bytes)
+        body = await read_json(request, body_limit or ctx.settings.max_body_bytes)
     value = request.headers.get("idempotency-key")
     claim = None
     if value is not None:
@@ -59,7 +77,7 @@ async def create_task(ctx: AppContext, request: Request, key: ClientKey, adaptor
         prepared = await adaptor.prepare(body, KeyResolver(ctx, key))
         if prepared.callback_url:  # client input: the SSRF rule applies, and a refusal is a 4xx now
             await check_url(prepared.callback_url, ctx.url_policy, field="callback_url")
-        row = await ctx.engine.create(key, adaptor, prepared, claim.row_id if claim else None)
+        row = await ctx.engine.create(key, adaptor, prepared, claim.row_id if claim else None, origin=origin)
     except BaseException:
         if claim is not None:
             await idempotency.release(ctx.db, claim.row_id)

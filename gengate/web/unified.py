@@ -12,8 +12,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute
 
+from gengate.core.adaptor import TaskView
 from gengate.core.states import UNIFIED_STATUS, TaskState
-from gengate.providers.base import TaskView
 from gengate.providers.openai.errors import openai_error
 from gengate.web.context import AppContext
 from gengate.web.family import Family

@@ -128,3 +128,29 @@ async def test_leases_are_exclusive_and_expire(db: Database) -> None:
     async with db.write() as conn:  # a holder that died: its lease lapses, another owner takes over
         rows = await store.lease_due(conn, db.dialect, "heir", time.time() + 31, 30, 100)
     assert len(rows) == 30 and {r.lease_owner for r in rows} == {"heir"}
+
+
+async def test_list_owned_pages_and_deleted_tasks_vanish(db: Database) -> None:
+    key_id = await _key(db, None)
+    other = await _key(db, None)
+    async with db.write() as conn:
+        rows = [await store.insert_task(conn, _new(key_id, 0, f"L{i}"), time.time(), unlimited=True)
+                for i in range(5)]
+        await store.insert_task(conn, _new(other, 0, "O1"), time.time(), unlimited=True)
+    async with db.read() as conn:
+        first = await store.list_owned(conn, key_id, limit=2)
+        assert [r.public_id for r in first] == ["L4", "L3"]  # newest first
+        nxt = await store.list_owned(conn, key_id, limit=2, after="L3")
+        assert [r.public_id for r in nxt] == ["L2", "L1"]
+        assert [r.public_id for r in await store.list_owned(conn, key_id, limit=10, oldest_first=True,
+                                                             after="L2")] == ["L3", "L4"]
+        assert [r.public_id for r in await store.list_owned(conn, key_id, limit=2, offset=4)] == ["L0"]
+        assert await store.list_owned(conn, key_id, after="O1") == []  # another key's id is no cursor
+        assert await store.count_owned(conn, key_id) == 5
+    async with db.write() as conn:
+        assert await store.mark_deleted(conn, rows[4].id)
+        assert not await store.mark_deleted(conn, rows[4].id)
+    async with db.read() as conn:
+        assert await store.find_owned(conn, "L4", key_id) is None
+        assert [r.public_id for r in await store.list_owned(conn, key_id, limit=1)] == ["L3"]
+        assert await store.count_owned(conn, key_id) == 4

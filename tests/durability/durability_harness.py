@@ -82,7 +82,7 @@ def price_4s() -> int:
     from gengate.core.pricing import PriceTable
     from gengate.providers.vidu.adaptor import ViduWebAdaptor
 
-    return ViduWebAdaptor().price(_UNITS_4S, PriceTable())
+    return ViduWebAdaptor().price(_UNITS_4S, PriceTable([ViduWebAdaptor.prices]))
 
 
 def body(tag: str, model: str | None = None) -> dict[str, Any]:

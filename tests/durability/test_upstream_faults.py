@@ -111,8 +111,8 @@ async def test_create_not_accepted_goes_to_the_other_channel(gw, emu, how):
         bad_url = emu.provider_url("vidu")
     else:
         bad_url = f"http://127.0.0.1:{free_port()}/vidu"  # nothing listens there
-    gw.channel_add(bad_url, bad, name=f"first-{m}", models=m, priority=10)  # tried first
-    gw.channel_add(emu.provider_url("vidu"), good, name=f"second-{m}", models=m, priority=0)
+    gw.channel_add(bad_url, bad, name=f"first-{m}", models=m, priority=0)  # lowest number: tried first
+    gw.channel_add(emu.provider_url("vidu"), good, name=f"second-{m}", models=m, priority=10)
     name, key = gw.make_named_key(credits=START)
     async with http_session() as http:
         client = Client(http, gw.url, key)
@@ -150,8 +150,8 @@ async def test_ambiguous_create_is_reconciled(gw, emu, kind):
 async def test_401_disables_the_secret_and_another_channel_serves(gw, emu):
     m, good = model(), emu.new_secret()
     rejected = "not-an-upstream-secret-" + secrets.token_hex(4)  # the emulator answers 401
-    gw.channel_add(emu.provider_url("vidu"), rejected, name=f"revoked-{m}", models=m, priority=10)
-    gw.channel_add(emu.provider_url("vidu"), good, name=f"working-{m}", models=m, priority=0)
+    gw.channel_add(emu.provider_url("vidu"), rejected, name=f"revoked-{m}", models=m, priority=0)
+    gw.channel_add(emu.provider_url("vidu"), good, name=f"working-{m}", models=m, priority=10)
     name, key = gw.make_named_key(credits=START)
     async with http_session() as http:
         client = Client(http, gw.url, key)

@@ -13,11 +13,9 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from gengate.core.errors import InvalidRequest, ReferenceNotFound
-from gengate.core.pricing import PriceTable
-from gengate.core.states import TaskState
-from gengate.providers.base import (
+from gengate.core.adaptor import (
     Account,
+    FindResult,
     HttpCall,
     HttpReply,
     Outcome,
@@ -26,9 +24,13 @@ from gengate.providers.base import (
     Progress,
     Resolver,
     Submitted,
+    TaskRef,
     TaskView,
     auth_header,
 )
+from gengate.core.errors import InvalidRequest, ReferenceNotFound
+from gengate.core.pricing import PriceTable
+from gengate.core.states import TaskState
 
 log = logging.getLogger("gengate.vidu")
 S = TaskState
@@ -135,9 +137,23 @@ def error_reason(reply: HttpReply) -> tuple[str | None, str]:
     return reason, str(body.get("message") or body.get("err_msg") or "")
 
 
+# Shipped prices (credits): per second of video by resolution class, per upscaled second, per image.
+PRICES: dict[str, int] = {
+    "vidu:video_second:360p": 5_000,
+    "vidu:video_second:540p": 5_000,
+    "vidu:video_second:720p": 10_000,
+    "vidu:video_second:1080p": 15_000,
+    "vidu:upscale_second": 5_000,
+    "vidu:image:1080p": 20_000,
+    "vidu:image:2k": 30_000,
+    "vidu:image:4k": 40_000,
+}
+
+
 class ViduWebAdaptor:
     provider: ClassVar[str] = "vidu"
     id_kind: ClassVar[str] = "digits16"
+    prices: ClassVar[Mapping[str, int]] = PRICES
 
     # ------------------------------------------------------------ create
     async def prepare(self, body: Any, resolver: Resolver) -> Prepared:
@@ -209,11 +225,11 @@ class ViduWebAdaptor:
             total += self.price(one, prices)
         return total
 
-    def build_submit(self, account: Account, upstream_request: dict[str, Any], marker: str) -> HttpCall:
-        return HttpCall("POST", "/vidu/v1/tasks", json_body=upstream_request,
+    def build_submit(self, account: Account, ref: TaskRef) -> HttpCall:
+        return HttpCall("POST", "/vidu/v1/tasks", json_body=ref.upstream_request,
                         headers=auth_header("Token", account.secret))
 
-    def parse_submit(self, reply: HttpReply) -> Submitted:
+    def parse_submit(self, reply: HttpReply, ref: TaskRef) -> Submitted:
         if 200 <= reply.status < 300:
             body = reply.json()
             return Submitted(Outcome.ACCEPTED, upstream_id=str(body["id"]), upstream_state=body.get("state"),
@@ -229,10 +245,10 @@ class ViduWebAdaptor:
         return Submitted(Outcome.REFUSED, error_code=reason or "BadRequest", error_message=message)
 
     # ------------------------------------------------------------ poll
-    def build_poll(self, account: Account, upstream_id: str) -> HttpCall:
-        return HttpCall("GET", f"/vidu/v1/tasks/{upstream_id}", headers=auth_header("Token", account.secret))
+    def build_poll(self, account: Account, ref: TaskRef) -> HttpCall:
+        return HttpCall("GET", f"/vidu/v1/tasks/{ref.upstream_id}", headers=auth_header("Token", account.secret))
 
-    def parse_poll(self, reply: HttpReply) -> Progress:
+    def parse_poll(self, reply: HttpReply, ref: TaskRef) -> Progress:
         body = reply.json()
         raw = str(body["state"])
         state = STATES.get(raw)
@@ -248,23 +264,23 @@ class ViduWebAdaptor:
         return Progress(state, raw, progress=progress, outputs=outputs, reply=body, known=known,
                         error_code=body.get("err_code") or None, error_message=body.get("err_msg") or None)
 
-    def build_cancel(self, account: Account, upstream_id: str) -> HttpCall:
-        return HttpCall("DELETE", f"/vidu/v1/tasks/{upstream_id}", headers=auth_header("Token", account.secret))
+    def build_cancel(self, account: Account, ref: TaskRef) -> HttpCall:
+        return HttpCall("DELETE", f"/vidu/v1/tasks/{ref.upstream_id}",
+                        headers=auth_header("Token", account.secret))
 
-    def parse_cancel(self, reply: HttpReply) -> bool:
+    def parse_cancel(self, reply: HttpReply, ref: TaskRef) -> bool:
         return 200 <= reply.status < 300
 
     # ------------------------------------------------------------ reconcile (tasks/history/me)
-    def build_find(self, account: Account, page: int) -> HttpCall:
+    def build_find(self, account: Account, ref: TaskRef, page: int) -> HttpCall:
         return HttpCall("GET", "/vidu/v1/tasks/history/me", query={"page_no": str(page), "page_size": "20"},
                         headers=auth_header("Token", account.secret))
 
-    def parse_find(self, reply: HttpReply, upstream_request: dict[str, Any], marker: str,
-                   not_before: float) -> tuple[list[str], bool]:
+    def parse_find(self, reply: HttpReply, ref: TaskRef, not_before: float) -> FindResult:
         """The web format takes no marker: match the request's fingerprint and time, oldest first."""
         body = reply.json()
         items = body.get("tasks") or []
-        want = _fingerprint(upstream_request)
+        want = _fingerprint(ref.upstream_request)
         found: list[str] = []
         older = False
         for t in items:
@@ -274,7 +290,7 @@ class ViduWebAdaptor:
                 continue
             if _fingerprint(t) == want:
                 found.append(str(t["id"]))
-        return list(reversed(found)), bool(items) and not older
+        return FindResult(list(reversed(found)), more=bool(items) and not older)
 
     # ------------------------------------------------------------ render
     def render(self, task: TaskView) -> dict[str, Any]:

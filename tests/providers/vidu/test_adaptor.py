@@ -8,14 +8,19 @@ import time
 
 import pytest
 
-from gengate.core.engine import _parse_submit
+from gengate.core.adaptor import Account, HttpReply, Outcome, OutputView, TaskRef, TaskView
+from gengate.core.engine.submit import _parse_submit
 from gengate.core.pricing import PriceTable
 from gengate.core.states import TaskState
-from gengate.providers.base import Account, HttpReply, Outcome, OutputView, TaskView
-from gengate.providers.vidu.adaptor import ViduWebAdaptor
+from gengate.providers.vidu.adaptor import PRICES, ViduWebAdaptor
 
 A = ViduWebAdaptor()
 ACCOUNT = Account(base_url="http://up", secret="tok")
+
+
+def ref(upstream_request: dict[str, object] | None = None, upstream_id: str | None = "1") -> TaskRef:
+    return TaskRef(upstream_id=upstream_id, action="text2video", model="vidu-1",
+                   upstream_request=upstream_request or {}, marker="m")
 
 
 def reply(status: int, body: object, headers: dict[str, str] | None = None) -> HttpReply:
@@ -40,7 +45,7 @@ def envelope(status: int, reason: str, message: str = "") -> dict[str, object]:
     (200, b"{not json", Outcome.AMBIGUOUS),
 ])
 def test_submit_outcomes(status: int, body: object, outcome: Outcome) -> None:
-    sub = _parse_submit(A, reply(status, body, {"Retry-After": "7"} if status == 429 else None))
+    sub = _parse_submit(A, reply(status, body, {"Retry-After": "7"} if status == 429 else None), ref())
     assert sub.outcome is outcome
     if status == 429:
         assert sub.retry_after == 7.0
@@ -51,15 +56,15 @@ def test_submit_outcomes(status: int, body: object, outcome: Outcome) -> None:
 def test_poll_states() -> None:
     for raw, state in [("created", TaskState.RUNNING), ("scheduling", TaskState.RUNNING),
                        ("failed", TaskState.FAILED), ("canceled", TaskState.CANCELLED)]:
-        p = A.parse_poll(reply(200, {"id": "1", "state": raw, "err_code": "X" if raw == "failed" else ""}))
+        p = A.parse_poll(reply(200, {"id": "1", "state": raw, "err_code": "X" if raw == "failed" else ""}), ref())
         assert p.state is state and p.known
-    unknown = A.parse_poll(reply(200, {"id": "1", "state": "mystery_state"}))
+    unknown = A.parse_poll(reply(200, {"id": "1", "state": "mystery_state"}), ref())
     assert unknown.state is TaskState.RUNNING and not unknown.known
-    empty = A.parse_poll(reply(200, {"id": "1", "state": "success", "creations": []}))
+    empty = A.parse_poll(reply(200, {"id": "1", "state": "success", "creations": []}), ref())
     assert empty.state is TaskState.RUNNING  # success without a result keeps polling
     done = A.parse_poll(reply(200, {"id": "1", "state": "success", "creations": [
         {"id": "9", "type": "video", "uri": "http://cdn/a.mp4", "nomark_uri": "http://cdn/b.mp4",
-         "cover_uri": "http://cdn/c.jpg", "video": {"duration": 4, "fps": 8}}]}))
+         "cover_uri": "http://cdn/c.jpg", "video": {"duration": 4, "fps": 8}}]}), ref())
     assert done.state is TaskState.SUCCEEDED
     assert list(done.outputs[0].urls) == ["nomark_uri", "uri", "cover_uri"]
     assert done.outputs[0].upstream_id == "9"
@@ -74,15 +79,15 @@ def test_reconcile_matches_the_echoed_task_only() -> None:
                   {"type": "text", "content": "a boat", "negative": False, "enhance": False, "recaption": ""}]},
               "settings": {"duration": 4, "x-unknown": 1}}
     other = dict(echoed, id="222", settings={"duration": 8, "x-unknown": 1})
-    ids, more = A.parse_find(reply(200, {"tasks": [other, echoed]}), sent, "m", now - 60)
-    assert ids == ["111"] and more
+    found = A.parse_find(reply(200, {"tasks": [other, echoed]}), ref(sent), now - 60)
+    assert found.upstream_ids == ["111"] and found.more
     old = dict(echoed, created_at="2001-01-01T00:00:00.000000Z")
-    ids, more = A.parse_find(reply(200, {"tasks": [old]}), sent, "m", now - 60)
-    assert ids == [] and not more
+    found = A.parse_find(reply(200, {"tasks": [old]}), ref(sent), now - 60)
+    assert found.upstream_ids == [] and not found.more
 
 
 async def test_prices() -> None:
-    prices = PriceTable()
+    prices = PriceTable([PRICES])
 
     class NoRefs:
         async def output(self, public_id: str) -> None:

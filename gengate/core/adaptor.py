@@ -1,8 +1,10 @@
-"""The typed adaptor interface every task provider implements, and the values it exchanges with the core.
+"""The adaptor contract: what every task provider implements, and the values it exchanges with the core.
 
-An adaptor only builds and parses: it turns a task into an `HttpCall` and an `HttpReply` into a value.
-The core's one upstream client sends every call with the exact secret the task is bound to, so the
-core alone decides which account is used. Optional abilities are separate Protocols.
+An adaptor only builds and parses: it turns a task (its `TaskRef`) into an `HttpCall` and an
+`HttpReply` into a value. The core's one upstream client sends every call with the exact secret the
+task is bound to, so the core alone decides which account is used. Optional abilities are separate
+Protocols (`SupportsCancel`, `SupportsReconcile`). A provider folder registers its adaptors (and any
+extra views) through `gengate.providers.registry`; the core never names a provider.
 """
 
 from __future__ import annotations
@@ -95,7 +97,7 @@ class Progress:
 
 @dataclass(frozen=True)
 class Parent:
-    """A child task (upscale, extend) must go to the exact secret that made its parent."""
+    """A child task (upscale, extend, continuation) must go to the exact secret that made its parent."""
 
     task_id: int
     channel_id: int
@@ -113,13 +115,35 @@ class Prepared:
     units: Mapping[str, float]  # what the price is computed from (seconds, count, resolution...)
     parent: Parent | None = None
     callback_url: str | None = None
+    slots: int = 1  # concurrency units the task occupies upstream (a Kling image task of n images: n)
+
+
+@dataclass(frozen=True)
+class TaskRef:
+    """What an upstream call about an existing task may need: the job's id and how it was made
+    (Kling polls `{create path}/{id}`; a marker sent at create finds a job whose reply was lost)."""
+
+    upstream_id: str | None
+    action: str
+    model: str
+    upstream_request: Mapping[str, Any]
+    marker: str
+    units: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FindResult:
+    """What one page of the upstream's list says about a job whose create reply was lost."""
+
+    upstream_ids: list[str]  # jobs matching the task, oldest first (one of them is the task's)
+    more: bool  # whether older pages could still hold it
 
 
 @dataclass(frozen=True)
 class OutputView:
     public_id: str
     kind: str
-    urls: Mapping[str, str]  # field name → gengate's signed URL
+    urls: Mapping[str, str]  # field name -> gengate's signed URL
     meta: Mapping[str, Any]
 
 
@@ -143,31 +167,69 @@ class TaskView:
     updated_at: float
     reserved: int
     settled: int | None
+    origin: str = ""  # the view (route family) the task was created through: see `TaskRenderer`
+
+
+@dataclass(frozen=True)
+class OwnedTask:
+    """A task the calling key owns, as a create may refer to it (Luma keyframes `{type: generation}`)."""
+
+    parent: Parent
+    public_id: str
+    provider: str
+    action: str
+    model: str
+    state: TaskState
+    upstream_id: str | None
+    outputs: tuple[tuple[str | None, Mapping[str, Any]], ...]  # (upstream output id, meta) once succeeded
 
 
 class Resolver(Protocol):
-    """Looks up what a create refers to, for the calling key only."""
+    """Looks up what a create refers to, for the calling key only (ownership)."""
 
     async def output(self, public_id: str) -> tuple[Parent, str | None, Mapping[str, Any]] | None:
         """(parent ref, upstream output id, output meta) of an output this key owns, if it succeeded."""
         ...
 
+    async def task(self, public_id: str, provider: str | None = None) -> OwnedTask | None:
+        """A task this key owns (any state), by the id its family shows."""
+        ...
 
-class TaskAdaptor(Protocol):
+    async def stash(self, value: str) -> str:
+        """Keep large inline media (a base64 image of several MB) out of the stored request: the text
+        goes to storage and the returned reference (`INLINE_PREFIX` + storage key) stands in for it
+        in the upstream request; `build_submit` receives the request with the text put back."""
+        ...
+
+
+class TaskRenderer(Protocol):
+    """How a task looks to its client: the provider's own shape, or another family's view of it (a
+    Kling task created through `/v1/videos` renders and webhooks as a video object)."""
+
+    id_kind: ClassVar[str]  # digits16 | digits18 | uuid | <prefix> (e.g. "video": video_...)
+
+    def render(self, task: TaskView) -> dict[str, Any]: ...
+
+    def provider_state(self, task: TaskView) -> str:
+        """The state as this view shows it: webhooks fire when it changes."""
+        ...
+
+
+class TaskAdaptor(TaskRenderer, Protocol):
+    """One provider's task format. An adaptor only builds calls and parses replies; the core sends
+    them with the secret the task is bound to."""
+
     provider: ClassVar[str]
-    id_kind: ClassVar[str]  # digits16 | digits18 | uuid | video
+    prices: ClassVar[Mapping[str, int]]  # this provider's shipped price table entries ("<provider>:...")
 
     async def prepare(self, body: Any, resolver: Resolver) -> Prepared: ...
-    def build_submit(self, account: Account, upstream_request: dict[str, Any], marker: str) -> HttpCall: ...
-    def parse_submit(self, reply: HttpReply) -> Submitted: ...
-    def build_poll(self, account: Account, upstream_id: str) -> HttpCall: ...
-    def parse_poll(self, reply: HttpReply) -> Progress: ...
-    def render(self, task: TaskView) -> dict[str, Any]: ...
-    def provider_state(self, task: TaskView) -> str:
-        """The state as the provider's reply shows it: webhooks fire when it changes."""
-        ...
+    def build_submit(self, account: Account, ref: TaskRef) -> HttpCall: ...
+    def parse_submit(self, reply: HttpReply, ref: TaskRef) -> Submitted: ...
+    def build_poll(self, account: Account, ref: TaskRef) -> HttpCall: ...
+    def parse_poll(self, reply: HttpReply, ref: TaskRef) -> Progress: ...
     def price(self, units: Mapping[str, float], prices: PriceTable) -> int:
-        """Credits reserved at create: the upper bound of what the task can cost."""
+        """Credits reserved at create: the upper bound of what the task can cost, never below the
+        provider's smallest billable unit."""
         ...
     def final_price(self, units: Mapping[str, float], outputs: tuple[OutputSpec, ...],
                     prices: PriceTable) -> int:
@@ -177,19 +239,20 @@ class TaskAdaptor(Protocol):
 
 @runtime_checkable
 class SupportsCancel(Protocol):
-    def build_cancel(self, account: Account, upstream_id: str) -> HttpCall: ...
-    def parse_cancel(self, reply: HttpReply) -> bool: ...
+    def build_cancel(self, account: Account, ref: TaskRef) -> HttpCall: ...
+    def parse_cancel(self, reply: HttpReply, ref: TaskRef) -> bool: ...
 
 
 @runtime_checkable
 class SupportsReconcile(Protocol):
     """Finds a job whose create reply was lost, through the upstream's list or query."""
 
-    def build_find(self, account: Account, page: int) -> HttpCall: ...
-    def parse_find(self, reply: HttpReply, upstream_request: dict[str, Any], marker: str,
-                   not_before: float) -> tuple[str | None, bool]:
-        """(upstream id of the job if found, whether older pages could still hold it)."""
-        ...
+    def build_find(self, account: Account, ref: TaskRef, page: int) -> HttpCall: ...
+    def parse_find(self, reply: HttpReply, ref: TaskRef, not_before: float) -> FindResult: ...
+
+
+# A string in a stored upstream request that stands for stashed inline media: `<prefix><storage key>`.
+INLINE_PREFIX = "gengate-inline:"
 
 
 def auth_header(scheme: str, secret: str) -> dict[str, str]:
