@@ -84,11 +84,12 @@ class EmulatorContext:
 
     # Faults.
 
-    def take_fault(self, op: str, secret: str, kinds: frozenset[str]) -> FaultRule | None:
+    def take_fault(self, op: str, secret: str, kinds: frozenset[str], body: bytes = b"") -> FaultRule | None:
         """Use up one application of the oldest active rule of `kinds` that matches this request."""
         now = self.now()
         for rule in self.store.faults(now):
-            if matches(rule, self.provider, op, secret, kinds, now) and self.store.consume_fault(rule["id"], now):
+            if (matches(rule, self.provider, op, secret, kinds, now, body)
+                    and self.store.consume_fault(rule["id"], now)):
                 return rule
         return None
 
@@ -100,7 +101,7 @@ class EmulatorContext:
             kinds = BEFORE_ANY
         else:
             kinds = BEFORE_ANY | (frozenset({"timeout"}) if streaming else AROUND)
-        rule = self.take_fault(op, secret, kinds)
+        rule = self.take_fault(op, secret, kinds, await _body(request))
         if rule is None:
             return None
         if rule["kind"] == "timeout":
@@ -110,7 +111,7 @@ class EmulatorContext:
 
     async def after_accept(self, request: Request, secret: str) -> Response | None:
         """A create's timeout (delay the reply) or drop (hang up) once its job is stored."""
-        rule = self.take_fault("create", secret, AROUND)
+        rule = self.take_fault("create", secret, AROUND, await _body(request))
         if rule is None:
             return None
         if rule["kind"] == "timeout":
@@ -259,3 +260,8 @@ async def _aiter(chunks: AsyncIterable[bytes] | Iterable[bytes]) -> AsyncIterato
     else:
         for chunk in chunks:
             yield chunk
+
+
+async def _body(request: Request) -> bytes:
+    """The request's body for `body_contains` rules (Starlette keeps it for the handler)."""
+    return await request.body() if request.method in ("POST", "PUT", "PATCH") else b""

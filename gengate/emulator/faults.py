@@ -12,6 +12,7 @@ A rule (JSON, as posted to `/_emulator/faults`):
      "kind": "status",        # see KINDS
      "count": 1,              # apply to the next N matching requests, then expire; null = until cleared
      "duration": 30,          # optional: expire after this many seconds
+     "body_contains": "text", # optional: only requests whose body holds this text (one payload)
      ...kind parameters}
 
 Kinds and their parameters:
@@ -68,6 +69,7 @@ class FaultRule(TypedDict):
     after_chunks: NotRequired[int]
     err_code: NotRequired[str]
     err_msg: NotRequired[str]
+    body_contains: NotRequired[str]
 
 
 class FaultSpecError(ValueError):
@@ -104,6 +106,8 @@ def parse_rule(body: Any, now: float) -> FaultRule:
         expires_at=None if duration is None else now + float(duration),
         created_at=now,
     )
+    if (needle := _optional_str(body, "body_contains")) is not None:
+        rule["body_contains"] = needle
     if kind == "status":
         status = body.get("status", 500)
         if not isinstance(status, int) or not 400 <= status <= 599:
@@ -131,9 +135,12 @@ def parse_rule(body: Any, now: float) -> FaultRule:
     return rule
 
 
-def matches(rule: FaultRule, provider: str, op: str, secret: str, kinds: frozenset[str], now: float) -> bool:
+def matches(rule: FaultRule, provider: str, op: str, secret: str, kinds: frozenset[str], now: float,
+            body: bytes = b"") -> bool:
+    needle = rule.get("body_contains")
     return (
-        rule["kind"] in kinds
+        (needle is None or needle.encode() in body)
+        and rule["kind"] in kinds
         and (rule["provider"] is None or rule["provider"] == provider)
         and (rule["op"] == "any" or rule["op"] == op)
         and (rule["secret"] is None or rule["secret"] == secret)
