@@ -81,7 +81,8 @@ class DocumentedRoute(APIRoute):
                  reply: type[BaseModel] | None = None, reply_media_type: str = JSON,
                  reply_description: str = "Success",
                  error_model: type[BaseModel] | None = None, error_description: str = "",
-                 auth: bool = True, include_in_schema: bool = True, family: str | None = None) -> None:
+                 auth: bool = True, include_in_schema: bool = True, family: str | None = None,
+                 family_prefix: str = "") -> None:
         responses: dict[int | str, dict[str, Any]] = {}
         if reply is not None:
             responses[200] = {"model": reply}
@@ -97,5 +98,6 @@ class DocumentedRoute(APIRoute):
             dependencies=[Security(CLIENT_KEY)] if auth else None, include_in_schema=include_in_schema,
         )
         self.family = family  # the family whose envelope every reply of this route uses (None: no family)
+        self.family_prefix = family_prefix  # the composer tries longer family prefixes first
         self.endpoint = handler
         self.app = request_response(handler)

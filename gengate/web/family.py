@@ -67,7 +67,7 @@ class Family:
                                tags=[self.tag or self.name], summary=summary, body=body,
                                body_media_type=body_media_type, query=query, reply=reply,
                                reply_media_type=reply_media_type, error_model=self.error_model,
-                               auth=self.auth, family=self.name)
+                               auth=self.auth, family=self.name, family_prefix=self.prefix)
 
     def fallback(self, routes: Sequence[BaseRoute]) -> FallbackRoute:
         """The last route of the family: 405 where a route has the path, else 404, in this envelope."""

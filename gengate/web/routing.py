@@ -1,6 +1,8 @@
 """All routes composed in one place: every concrete route before any family's fallback, fallbacks ordered
 longest prefix first, so that a request under `/v1/tasks/...` that matches no route gets the `/v1/tasks`
-family's envelope and not `/v1`'s (and the reverse for `/v1/...` outside `/v1/tasks`).
+family's envelope and not `/v1`'s (and the reverse for `/v1/...` outside `/v1/tasks`). Concrete routes
+too are tried longest family prefix first (the app's own routes, which have no family, before them), so
+the order in which families are found never changes which route answers.
 
 Each family declares its routes (a list of routes ending in its `FallbackRoute`, see `Family`); the app
 hands every list to `install_routes`, which knows no family by name."""
@@ -38,7 +40,8 @@ class FallbackRoute(Route):
 
 
 def compose_routes(groups: Iterable[Sequence[BaseRoute]]) -> list[BaseRoute]:
-    """One ordered list: concrete routes in declaration order, then fallbacks, longest prefix first.
+    """One ordered list: the app's own routes, family routes (longest family prefix first, then in
+    declaration order), then fallbacks, longest prefix first.
 
     Raises ValueError when two routes claim the same path and method, two fallbacks the same prefix, or
     two documented operations the same operation id: each would silently hide the other."""
@@ -46,6 +49,7 @@ def compose_routes(groups: Iterable[Sequence[BaseRoute]]) -> list[BaseRoute]:
     concrete = [r for r in routes if not isinstance(r, FallbackRoute)]
     fallbacks = [r for r in routes if isinstance(r, FallbackRoute)]
     _check_unique(concrete, fallbacks)
+    concrete.sort(key=_concrete_order)  # stable: declaration order within one prefix
     fallbacks.sort(key=lambda r: len(r.prefix), reverse=True)
     return [*concrete, *fallbacks]
 
@@ -61,6 +65,11 @@ def install_routes(app: FastAPI, groups: Iterable[Sequence[BaseRoute]]) -> None:
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _concrete_order(route: BaseRoute) -> tuple[int, int]:
+    prefix = getattr(route, "family_prefix", "")
+    return (1, -len(prefix)) if prefix else (0, 0)
 
 
 def _check_unique(concrete: Sequence[BaseRoute], fallbacks: Sequence[FallbackRoute]) -> None:
