@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from starlette.requests import Request
@@ -39,7 +40,9 @@ from gengate.storage import open_storage
 from gengate.storage.routes import file_routes
 from gengate.storage.signing import UrlSigner
 from gengate.web.context import AppContext
+from gengate.web.documented import DocumentedRoute
 from gengate.web.metrics import metrics_endpoint
+from gengate.web.routing import install_routes
 from gengate.web.unified import routes as unified_routes
 
 log = logging.getLogger("gengate")
@@ -122,8 +125,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         sender = WebhookSender(db, box, hook_client, backoff_base=settings.webhook_backoff_base)
         engine.on_webhook = sender.wake
         app.state.ctx = ctx
-        for factory in [unified_routes, *route_factories()]:
-            app.router.routes.extend(factory(ctx))
+        install_routes(app, [unified_routes(ctx), *(factory(ctx) for factory in route_factories())])
         poller = Poller(engine, tick=settings.poller_tick, batch=settings.poller_batch,
                         lease_seconds=settings.lease_seconds)
         loops = {"poller": asyncio.create_task(poller.run(), name="poller"),
@@ -150,7 +152,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await hook_client.close()
             await db.dispose()
 
-    app = FastAPI(title="gengate", lifespan=lifespan, docs_url="/docs", redoc_url=None)
+    # Swagger UI's assets come from the fastapi-offline package, served under /docs/assets: no CDN.
+    app = FastAPIOffline(title="gengate", lifespan=lifespan, docs_url="/docs", redoc_url=None,
+                         static_url="/docs/assets", swagger_ui_parameters={"validatorUrl": None})
 
     async def healthz(request: Request) -> Response:
         loops = health.get("loops") or {}
@@ -166,9 +170,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return JSONResponse({"status": "ok", "database": db.dialect, "sandbox": settings.sandbox,
                              "time": time.time()})
 
-    app.add_route("/healthz", healthz, methods=["GET"])
-    app.add_route("/metrics", metrics_endpoint(lambda: app.state.ctx,
-                                               lambda: getattr(health.get("poller"), "rounds", 0)), methods=["GET"])
+    app.router.routes.append(DocumentedRoute("/healthz", healthz, "GET", operation_id="healthz",
+                                             tags=["operations"], auth=False))
+    app.router.routes.append(DocumentedRoute("/metrics", metrics_endpoint(lambda: app.state.ctx,
+                                             lambda: getattr(health.get("poller"), "rounds", 0)), "GET",
+                                             operation_id="metrics", tags=["operations"], auth=False,
+                                             reply_media_type="text/plain"))
     for route in file_routes(lambda: storage, lambda: app.state.ctx.signer):
         app.router.routes.append(route)
     if settings.sandbox:

@@ -9,21 +9,21 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 
+from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
-from starlette.routing import Route
+from starlette.routing import BaseRoute
 
+from gengate.core.errors import GengateError
 from gengate.storage.base import InvalidKey, ObjectNotFound, Storage, StoredObject
 from gengate.storage.signing import UrlSigner
+from gengate.web.family import Family
 
 # Browsers may cache a download at most this long, and never past the URL's own expiry.
 MAX_CACHE_SECONDS = 24 * 3600
 
 # One range-spec, lenient about spaces. The digit caps keep int() cheap and away from its length limit.
 _SINGLE_RANGE = re.compile(r"\s*bytes\s*=\s*(\d{0,19})\s*-\s*(\d{0,19})\s*", re.IGNORECASE)
-
-
-_ALL_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
 class RangeNotSatisfiable(Exception):
@@ -61,6 +61,30 @@ def _error(status: int, code: str, message: str, headers: dict[str, str] | None 
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+class FileErrorDetail(BaseModel):
+    message: str
+    type: str
+    code: str
+
+
+class FileError(BaseModel):
+    """`{"error": {"message", "type", "code"}}`."""
+
+    error: FileErrorDetail
+
+
+class SignedUrlQuery(BaseModel):
+    exp: int
+    sig: str
+
+
+def _render(exc: GengateError) -> JSONResponse:
+    return _error(exc.status, exc.code, exc.message if exc.status < 500 else "internal error")
+
+
+FILES = Family(name="files", prefix="/files", render_error=_render, error_model=FileError, auth=False)
+
+
 async def _prepend(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
     try:
         if first:
@@ -73,12 +97,10 @@ async def _prepend(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[by
             await rest.aclose()
 
 
-def file_routes(storage_getter: Callable[[], Storage], signer_getter: Callable[[], UrlSigner]) -> list[Route]:
+def file_routes(storage_getter: Callable[[], Storage], signer_getter: Callable[[], UrlSigner]) -> list[BaseRoute]:
     """The download route; the getters are called per request so the app can bind both at startup."""
 
     async def serve_file(request: Request) -> Response:
-        if request.method not in ("GET", "HEAD"):
-            return _error(405, "method_not_allowed", "Only GET and HEAD are allowed.", {"Allow": "GET, HEAD"})
         key: str = request.path_params["key"]
         exp = request.query_params.get("exp", "")
         sig = request.query_params.get("sig", "")
@@ -129,8 +151,14 @@ def file_routes(storage_getter: Callable[[], Storage], signer_getter: Callable[[
             return _error(404, "file_not_found", "No such file.")
         return StreamingResponse(_prepend(first, chunks), status_code=status, headers=headers)
 
-    # Every method reaches the handler, so that a wrong one gets this module's JSON 405, not plain text.
-    return [Route("/files/{key:path}", serve_file, methods=_ALL_METHODS, name="files")]
+    # Any other method reaches the family's fallback: this module's JSON 405 with `Allow: GET, HEAD`.
+    routes: list[BaseRoute] = [
+        FILES.route("/{key:path}", serve_file, ["GET"], name="download", summary="Download a stored file",
+                    query=SignedUrlQuery, reply_media_type="application/octet-stream"),
+        FILES.route("/{key:path}", serve_file, ["HEAD"], name="head", summary="A stored file's headers",
+                    query=SignedUrlQuery, reply_media_type="application/octet-stream"),
+    ]
+    return [*routes, FILES.fallback(routes)]
 
 
 def _headers(stored: StoredObject, seconds_left: int) -> dict[str, str]:

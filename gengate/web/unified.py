@@ -15,12 +15,14 @@ from starlette.routing import BaseRoute
 from gengate.core.adaptor import TaskView
 from gengate.core.states import UNIFIED_STATUS, TaskState
 from gengate.providers.openai.errors import openai_error
+from gengate.providers.openai.schemas import OpenAIError
 from gengate.web.context import AppContext
 from gengate.web.family import Family
 from gengate.web.requests import bearer
 from gengate.web.tasks import read_task, sse_stream
+from gengate.web.unified_schemas import TaskObject
 
-FAMILY = Family(name="tasks", prefix="/v1/tasks", render_error=openai_error)
+FAMILY = Family(name="tasks", prefix="/v1/tasks", render_error=openai_error, error_model=OpenAIError)
 
 
 def render_unified(task: TaskView) -> dict[str, Any]:
@@ -55,8 +57,9 @@ def routes(ctx: AppContext) -> list[BaseRoute]:
         return JSONResponse(render_unified(await ctx.engine.view(row)))
 
     family_routes: list[BaseRoute] = [
-        FAMILY.route("/{task_id}", get, ["GET"]),
-        FAMILY.route("/{task_id}/events", events, ["GET"]),
-        FAMILY.route("/{task_id}/cancel", cancel, ["POST"]),
+        FAMILY.route("/{task_id}", get, ["GET"], summary="Read a task of any provider", reply=TaskObject),
+        FAMILY.route("/{task_id}/events", events, ["GET"], summary="Progress stream (SSE)", reply=TaskObject,
+                     reply_media_type="text/event-stream"),
+        FAMILY.route("/{task_id}/cancel", cancel, ["POST"], summary="Cancel a task", reply=TaskObject),
     ]
     return [*family_routes, FAMILY.fallback(family_routes)]

@@ -9,12 +9,20 @@ from starlette.routing import BaseRoute
 from gengate.core.errors import InvalidRequest
 from gengate.providers.vidu.adaptor import ViduWebAdaptor
 from gengate.providers.vidu.errors import vidu_error
+from gengate.providers.vidu.schemas import (
+    ViduCreateRequest,
+    ViduEmpty,
+    ViduError,
+    ViduStateEvent,
+    ViduStateQuery,
+    ViduTask,
+)
 from gengate.web.context import AppContext
 from gengate.web.family import Family
 from gengate.web.requests import bearer
 from gengate.web.tasks import create_task, read_task, sse_stream
 
-FAMILY = Family(name="vidu", prefix="/vidu", render_error=vidu_error)
+FAMILY = Family(name="vidu", prefix="/vidu", render_error=vidu_error, error_model=ViduError)
 
 
 def routes(ctx: AppContext) -> list[BaseRoute]:
@@ -48,9 +56,10 @@ def routes(ctx: AppContext) -> list[BaseRoute]:
         return JSONResponse({})
 
     family_routes: list[BaseRoute] = [
-        FAMILY.route("/v1/tasks", create, ["POST"]),
-        FAMILY.route("/v1/tasks/state", state, ["GET"]),
-        FAMILY.route("/v1/tasks/{task_id}", get, ["GET"]),
-        FAMILY.route("/v1/tasks/{task_id}", cancel, ["DELETE"]),
+        FAMILY.route("/v1/tasks", create, ["POST"], summary="Create a task", body=ViduCreateRequest, reply=ViduTask),
+        FAMILY.route("/v1/tasks/state", state, ["GET"], summary="Progress stream (SSE)", query=ViduStateQuery,
+                     reply=ViduStateEvent, reply_media_type="text/event-stream"),
+        FAMILY.route("/v1/tasks/{task_id}", get, ["GET"], summary="Read a task", reply=ViduTask),
+        FAMILY.route("/v1/tasks/{task_id}", cancel, ["DELETE"], summary="Cancel a task", reply=ViduEmpty),
     ]
     return [*family_routes, FAMILY.fallback(family_routes)]
