@@ -15,16 +15,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, Route
 
-from gengate.core.errors import GengateError, NotFound
+from gengate.core.errors import GengateError, MethodNotAllowed, NotFound
 
 log = logging.getLogger("gengate.web")
 
 Handler = Callable[[Request], Awaitable[Response]]
 
-
-class MethodNotAllowed(GengateError):
-    status = 405
-    code = "method_not_allowed"
+__all__ = ["Family", "Handler", "MethodNotAllowed"]  # MethodNotAllowed lives in gengate.core.errors
 
 
 @dataclass
