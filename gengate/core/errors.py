@@ -16,6 +16,7 @@
     ├── Conflict                       e.g. cancelling a terminal task                     (400/409)
     ├── UpstreamRefused                the provider refused the job definitively           (upstream's 4xx)
     ├── UpstreamUnavailable            no channel could take the request                   (503)
+    ├── ClientGone                     the client closed the connection mid-request        (499, unseen)
     └── FetchFailed                    a client-given URL could not be fetched             (502; 400 in
         └── FetchTimeout               ... not completely within the time limit     (504)  provider families)
 
@@ -114,6 +115,13 @@ class UpstreamRefused(GengateError):
 class UpstreamUnavailable(GengateError):
     status = 503
     code = "upstream_unavailable"
+
+
+class ClientGone(GengateError):
+    """The client dropped the connection before its request was read: nothing to answer, logged at INFO."""
+
+    status = 499
+    code = "client_closed_request"
 
 
 class FetchFailed(GengateError):

@@ -8,14 +8,17 @@ nesting deeper than `MAX_JSON_DEPTH`. Everything else is the family's 400, befor
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
 from itertools import accumulate
 from typing import Any
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
-from gengate.core.errors import BodyTooLarge, InvalidRequest
+from gengate.core.errors import BodyTooLarge, ClientGone, InvalidRequest
+
+log = logging.getLogger("gengate.web")
 
 MAX_JSON_DEPTH = 512
 
@@ -96,9 +99,13 @@ async def read_json(request: Request, limit: int) -> Any:
         raise BodyTooLarge(f"request body larger than {limit} bytes")
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge(f"request body larger than {limit} bytes")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise BodyTooLarge(f"request body larger than {limit} bytes")
+            chunks.append(chunk)
+    except ClientDisconnect:  # an ordinary event on the internet, not a server error
+        log.info("client went away while sending the body of %s %s", request.method, request.url.path)
+        raise ClientGone("the client closed the connection") from None
     return parse_json(b"".join(chunks))

@@ -34,6 +34,7 @@ EXPECTED: dict[type[e.GengateError], tuple[int, str, int, str, str]] = {
     e.UpstreamUnavailable: (503, "InternalServiceFailure", 503, "server_error", "upstream_unavailable"),
     e.FetchFailed: (400, "ImageDownloadFailure", 400, "invalid_request_error", "fetch_failed"),
     e.FetchTimeout: (400, "ImageDownloadFailure", 400, "invalid_request_error", "fetch_timeout"),
+    e.ClientGone: (499, "Canceled", 499, "invalid_request_error", "client_closed_request"),
 }
 
 

@@ -27,6 +27,7 @@ TABLE: e.ErrorTable[tuple[int, str, str | None]] = e.ErrorTable({
     e.UpstreamUnavailable: (503, "server_error", "upstream_unavailable"),
     # OpenAI answers an image URL it cannot download with a 400: the URL is the client's input.
     e.FetchFailed: (400, "invalid_request_error", None),
+    e.ClientGone: (499, "invalid_request_error", "client_closed_request"),
 })
 
 

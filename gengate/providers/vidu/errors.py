@@ -28,6 +28,7 @@ TABLE: e.ErrorTable[tuple[int, str]] = e.ErrorTable({
     e.UpstreamUnavailable: (503, "InternalServiceFailure"),
     # A URL from the request that cannot be fetched is the client's input problem, as Vidu says it.
     e.FetchFailed: (400, "ImageDownloadFailure"),
+    e.ClientGone: (499, "Canceled"),
 })
 _VIDU_REASONS = {"BadRequest", "FieldLacking", "FieldUnwanted", "FieldItemCountOutOfRange", "FieldInvalid",
                  "CreditInsufficient", "CreationPolicyViolation", "ModelUnavailable", "TaskNotFound",
