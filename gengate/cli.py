@@ -92,10 +92,12 @@ def serve(
     if _root.get("config"):
         os.environ["GENGATE_CONFIG"] = str(_root["config"])
     _configure_logging(settings.log_level)
+    from gengate.web.server import LimitedHttpProtocol
+
     uvicorn.run("gengate.app:create_app", factory=True, host=settings.host, port=settings.port,
                 workers=settings.workers if settings.workers > 1 else None, access_log=access_log,
                 log_level=settings.log_level, timeout_graceful_shutdown=5, lifespan="on",
-                proxy_headers=False, server_header=False)
+                proxy_headers=False, server_header=False, http=LimitedHttpProtocol)
 
 
 def _configure_logging(level: str) -> None:

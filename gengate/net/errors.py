@@ -3,9 +3,9 @@
     InvalidRequest (gengate.core.errors)
     ├── URLRefused           the URL, or a redirect hop, breaks the SSRF rules    (400)
     └── ResponseTooLarge     the target's body is over the byte cap               (400)
-    GengateError
-    └── FetchFailed          the target could not be reached or answered badly     (502)
-        └── FetchTimeout     the whole request, redirects included, took too long  (504)
+    FetchFailed (gengate.core.errors; re-exported here)
+    │                        the target could not be reached or answered badly     (502)
+    └── FetchTimeout         the whole request, redirects included, took too long  (504)
 
 Messages name the field, the host and the refused address, never the full URL: it may hold
 credentials.
@@ -13,7 +13,9 @@ credentials.
 
 from __future__ import annotations
 
-from gengate.core.errors import GengateError, InvalidRequest
+from gengate.core.errors import FetchFailed, FetchTimeout, InvalidRequest
+
+__all__ = ["FetchFailed", "FetchTimeout", "ResponseTooLarge", "URLRefused"]
 
 
 class URLRefused(InvalidRequest):
@@ -22,13 +24,3 @@ class URLRefused(InvalidRequest):
 
 class ResponseTooLarge(InvalidRequest):
     code = "response_too_large"
-
-
-class FetchFailed(GengateError):
-    status = 502
-    code = "fetch_failed"
-
-
-class FetchTimeout(FetchFailed):
-    status = 504
-    code = "fetch_timeout"

@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Match
 
-from gengate.core.errors import GengateError, NotFound
+from gengate.core.errors import GengateError, MethodNotAllowed, NotFound
 from gengate.web.documented import JSON, DocumentedRoute
 from gengate.web.routing import FallbackRoute
 
@@ -26,10 +26,7 @@ log = logging.getLogger("gengate.web")
 
 Handler = Callable[[Request], Awaitable[Response]]
 
-
-class MethodNotAllowed(GengateError):
-    status = 405
-    code = "method_not_allowed"
+__all__ = ["Family", "Handler", "MethodNotAllowed"]  # MethodNotAllowed lives in gengate.core.errors
 
 
 @dataclass

@@ -9,32 +9,37 @@ from starlette.responses import JSONResponse
 
 from gengate.core import errors as e
 
-# Core error → (HTTP status, OpenAI error type, code).
-_MAP: list[tuple[type[e.GengateError], int, str, str | None]] = [
-    (e.AuthError, 401, "invalid_request_error", "invalid_api_key"),
-    (e.BodyTooLarge, 413, "invalid_request_error", "request_too_large"),
-    (e.IdempotencyMismatch, 422, "invalid_request_error", "idempotency_key_reused"),
-    (e.IdempotencyInProgress, 409, "invalid_request_error", "idempotency_in_progress"),
-    (e.ModelNotAllowed, 404, "invalid_request_error", "model_not_found"),
-    (e.NotFound, 404, "invalid_request_error", "not_found"),
-    (e.InsufficientCredits, 429, "insufficient_quota", "insufficient_quota"),
-    (e.Conflict, 409, "invalid_request_error", "conflict"),
-    (e.UpstreamRefused, 400, "invalid_request_error", "upstream_refused"),
-    (e.UpstreamUnavailable, 503, "server_error", "upstream_unavailable"),
-    (e.InvalidRequest, 400, "invalid_request_error", None),
-]
+# Core error → (HTTP status, OpenAI error type, code; None: the error's own code). The most specific
+# registered class wins.
+TABLE: e.ErrorTable[tuple[int, str, str | None]] = e.ErrorTable({
+    e.GengateError: (500, "server_error", "internal_error"),
+    e.AuthError: (401, "invalid_request_error", "invalid_api_key"),
+    e.InvalidRequest: (400, "invalid_request_error", None),
+    e.BodyTooLarge: (413, "invalid_request_error", "request_too_large"),
+    e.IdempotencyMismatch: (422, "invalid_request_error", "idempotency_key_reused"),
+    e.MethodNotAllowed: (405, "invalid_request_error", "method_not_allowed"),
+    e.IdempotencyInProgress: (409, "invalid_request_error", "idempotency_in_progress"),
+    e.ModelNotAllowed: (404, "invalid_request_error", "model_not_found"),
+    e.NotFound: (404, "invalid_request_error", "not_found"),
+    e.InsufficientCredits: (429, "insufficient_quota", "insufficient_quota"),
+    e.Conflict: (409, "invalid_request_error", "conflict"),
+    e.UpstreamRefused: (400, "invalid_request_error", "upstream_refused"),
+    e.UpstreamUnavailable: (503, "server_error", "upstream_unavailable"),
+    # OpenAI answers an image URL it cannot download with a 400: the URL is the client's input.
+    e.FetchFailed: (400, "invalid_request_error", None),
+    e.ClientGone: (499, "invalid_request_error", "client_closed_request"),
+})
 
 
 def openai_error(exc: e.GengateError) -> JSONResponse:
-    status, kind, code = 500, "server_error", "internal_error"
-    for cls, cls_status, cls_kind, cls_code in _MAP:
-        if isinstance(exc, cls):
-            status, kind, code = cls_status, cls_kind, cls_code or exc.code
-            break
+    matched, (status, kind, code) = TABLE.lookup(exc)
+    status = e.explicit_status(exc) or status
+    code = code or exc.code
     if exc.code == "path_not_found":
         code = "unknown_url"
-    elif exc.code == "method_not_allowed":
-        status, code = 405, "method_not_allowed"
-    message = exc.message if status < 500 else "The server had an error while processing your request."
+    if matched is e.GengateError:
+        message = "The server had an error while processing your request."
+    else:
+        message = exc.message
     body = {"error": {"message": message, "type": kind, "param": exc.param, "code": code}}
     return JSONResponse(body, status_code=status)

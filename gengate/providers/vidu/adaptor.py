@@ -9,7 +9,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -56,17 +58,109 @@ def _field_error(reason: str, message: str, param: str | None = None) -> Invalid
     return InvalidRequest(message, code=reason, param=param)
 
 
-def _resolution_class(settings: Mapping[str, Any], image: bool) -> str:
-    res = str(settings.get("resolution") or "").lower()
+@dataclass(frozen=True)
+class Generation:
+    """What one Vidu model generation accepts (vidu.md §2.2, §3.1): whole seconds, default clip,
+    the resolution class a request without `resolution` gets, and the resolutions it offers."""
+
+    name: str
+    durations: tuple[int, ...]
+    default_duration: int
+    default_resolution: str
+    resolutions: frozenset[str] = frozenset({"360p", "540p", "720p", "1080p"})
+
+
+GENERATIONS: dict[str, Generation] = {g.name: g for g in (
+    Generation("1.0", (4, 8), 4, "540p"),
+    Generation("1.5", (4, 8), 4, "540p"),
+    Generation("2.0", (4, 8), 4, "720p"),
+    Generation("q1", (5,), 5, "1080p", frozenset({"1080p"})),
+    Generation("q2", tuple(range(2, 9)), 5, "720p", frozenset({"540p", "720p", "1080p"})),
+    Generation("q3", tuple(range(1, 17)), 5, "720p", frozenset({"540p", "720p", "1080p"})),
+)}
+# A model name gengate cannot place (a mapped or newer model): Vidu's widest rules, 1-16 s.
+ANY_GENERATION = Generation("any", tuple(range(1, 17)), 4, "720p")
+_RESOLUTIONS = {"360": "360p", "360p": "360p", "512": "540p", "540": "540p", "540p": "540p", "720": "720p",
+                "720p": "720p", "1080": "1080p", "1080p": "1080p"}
+_IMAGE_RESOLUTIONS = {"1080p": "1080p", "2k": "2k", "4k": "4k"}
+
+
+def parse_version(raw: object) -> tuple[int, ...] | None:
+    """A Vidu version as numbers: "2.0" → (2, 0), "10" → (10,); the Q line follows 2.0 as Vidu
+    numbers it in `model_version` (Q2 is "3.1", Q3 "3.2"), so "q1" → (3, 0), "q2" → (3, 1)."""
+    text = str(raw).strip().lower().removeprefix("vidu").strip("-_ ")
+    if text.startswith("q") and text[1:].isdigit() and int(text[1:]) >= 1:
+        return (3, int(text[1:]) - 1)
+    parts = text.split(".")
+    if not all(p.isdigit() for p in parts):
+        return None
+    return tuple(int(p) for p in parts)
+
+
+def generation_of(settings: Mapping[str, Any]) -> Generation:
+    """The generation a request targets: `model_version` if given, else what `model` names."""
+    if settings.get("model_version") not in (None, ""):
+        version = parse_version(settings["model_version"])
+        if version is None:
+            raise _field_error("FieldInvalid", "settings.model_version must be a version such as \"2.0\" or "
+                               "\"3.2\"", "settings.model_version")
+    else:
+        model = str(settings.get("model") or "vidu-1").lower()
+        if model.startswith("vidu-high"):  # vidu-high-performance / vidu-high-quality: the 1.0 line
+            version = (1, 0)
+        else:  # "vidu-1", "vidu2.0", "viduq1", "viduq2-pro"
+            version = parse_version(model.split("-")[0] if model.startswith("viduq") else model)
+        if version is None:
+            return ANY_GENERATION
+    if version < (1, 5):
+        return GENERATIONS["1.0"]
+    if version < (2,):
+        return GENERATIONS["1.5"]
+    if version < (3,):
+        return GENERATIONS["2.0"]
+    if version < (3, 1):
+        return GENERATIONS["q1"]
+    if version < (3, 2):
+        return GENERATIONS["q2"]
+    return GENERATIONS["q3"]  # and anything newer: Vidu's widest known rules
+
+
+def _resolution_class(settings: Mapping[str, Any], image: bool, gen: Generation) -> str:
+    raw = settings.get("resolution")
+    res = str(raw).strip().lower() if raw not in (None, "") else None
     if image:
-        return {"2k": "2k", "4k": "4k"}.get(res, "1080p")
-    if res.startswith("1080"):
-        return "1080p"
-    if res.startswith("720"):
-        return "720p"
-    if res in ("512", "540p", "540", "360p", "360"):
-        return "540p"
-    return "720p" if str(settings.get("model_version") or "") >= "2" else "540p"
+        if res is None:
+            return "1080p"
+        if res not in _IMAGE_RESOLUTIONS:
+            raise _field_error("FieldInvalid", "settings.resolution of an image must be 1080p, 2K or 4K",
+                               "settings.resolution")
+        return _IMAGE_RESOLUTIONS[res]
+    if res is None:
+        return gen.default_resolution
+    cls = _RESOLUTIONS.get(res)
+    if cls is None or cls not in gen.resolutions:
+        offered = ", ".join(sorted(gen.resolutions, key=lambda r: int(r[:-1])))
+        raise _field_error("FieldInvalid", f"settings.resolution must be one of {offered} for this model",
+                           "settings.resolution")
+    return cls
+
+
+def _duration(settings: Mapping[str, Any], task_type: str, gen: Generation) -> int:
+    """Whole seconds of the clip the request asks for, refused as Vidu refuses what it does not offer."""
+    raw = settings.get("duration")
+    if task_type in IMAGE_TYPES:
+        if raw not in (None, 0):
+            raise _field_error("FieldInvalid", "settings.duration must be 0 for an image", "settings.duration")
+        return 0
+    if raw is None:
+        return gen.default_duration
+    offered = range(1, 17) if task_type == "upscale" else gen.durations
+    if raw not in offered or (isinstance(raw, float) and not raw.is_integer()):
+        text = (f"{offered[0]} to {offered[-1]}" if len(offered) > 2
+                else " or ".join(str(d) for d in offered))
+        raise _field_error("FieldInvalid", f"settings.duration must be {text} (whole seconds) for this model",
+                           "settings.duration")
+    return int(raw)
 
 
 def _validate_prompts(task_type: str, inp: Mapping[str, Any], settings: Mapping[str, Any]) -> None:
@@ -178,7 +272,9 @@ class ViduWebAdaptor:
         upstream = json.loads(json.dumps(request))
         parent = None
         image = task_type in IMAGE_TYPES
-        seconds = 0.0 if image else float(settings.get("duration") or 4)
+        gen = generation_of(settings)
+        seconds = float(_duration(settings, task_type, gen))
+        resolution = _resolution_class(settings, image, gen)
         if task_type == "upscale":
             creation_id = inp.get("creation_id")
             if not isinstance(creation_id, str) or not creation_id.strip():
@@ -188,39 +284,45 @@ class ViduWebAdaptor:
                 raise ReferenceNotFound("creation not found", code="CreationNotFound")
             parent, upstream_creation_id, meta = found
             upstream["input"]["creation_id"] = upstream_creation_id
-            seconds = float((meta.get("video") or {}).get("duration") or settings.get("duration") or 4)
+            produced = (meta.get("video") or {}).get("duration")
+            if isinstance(produced, int | float) and not isinstance(produced, bool) and produced > 0:
+                seconds = float(produced)
             model = str(settings.get("model") or "stable")
         else:
             _validate_prompts(task_type, inp, settings)
             model = str(settings.get("model") or (f"vidu-{settings['model_version']}"
                                                   if settings.get("model_version") else "vidu-1"))
         count = settings.get("sample_count") or 1
-        units = {"seconds": min(max(seconds, 0.0), 16.0), "count": min(max(int(count), 1), 4),
+        units = {"seconds": min(seconds, 16.0), "count": float(count),
                  "image": 1.0 if image else 0.0, "upscale": 1.0 if task_type == "upscale" else 0.0}
         return Prepared(action=task_type, model=model, request=request, upstream_request=upstream,
-                        units={**units, "res:" + _resolution_class(settings, image): 1.0}, parent=parent,
+                        units={**units, "res:" + resolution: 1.0}, parent=parent,
                         callback_url=callback)
 
     def price(self, units: Mapping[str, float], prices: PriceTable) -> int:
+        """Credits for `units`: whole billable seconds (a started second is billed, never less than
+        one), times the per-second rate of the resolution class; images per image. At least 1."""
         res = next((k[4:] for k in units if k.startswith("res:")), "720p")
+        seconds = max(1, math.ceil(units.get("seconds", 0) - 1e-9))
         if units.get("upscale"):
-            per = prices["vidu:upscale_second"] * units["seconds"]
+            per = prices["vidu:upscale_second"] * seconds
         elif units.get("image"):
             per = prices.get(f"vidu:image:{res}", prices["vidu:image:1080p"])
         else:
-            per = prices.get(f"vidu:video_second:{res}", prices["vidu:video_second:720p"]) * units["seconds"]
-        return round(per * units.get("count", 1))
+            per = prices.get(f"vidu:video_second:{res}", prices["vidu:video_second:720p"]) * seconds
+        return max(1, math.ceil(per * max(1, units.get("count", 1))))
 
     def final_price(self, units: Mapping[str, float], outputs: tuple[OutputSpec, ...],
                     prices: PriceTable) -> int:
-        """What was produced: each output at the unit price, by its real duration for videos."""
+        """What was produced: each output at the unit price, by its real duration for videos (rounded
+        up to whole seconds, never above what was reserved)."""
         if not outputs:
             return 0
         one = dict(units, count=1)
         total = 0
         for out in outputs:
             produced = (out.meta.get("video") or {}).get("duration") if out.kind == "video" else None
-            if produced:
+            if isinstance(produced, int | float) and not isinstance(produced, bool) and produced > 0:
                 one["seconds"] = min(float(produced), units.get("seconds", 0) or float(produced))
             total += self.price(one, prices)
         return total
@@ -335,16 +437,16 @@ def vidu_state(task: TaskView) -> str:
 
 
 def _check_settings(settings: Mapping[str, Any]) -> None:
+    """Types first (a string duration is FieldInvalid); ranges per generation come after."""
     duration = settings.get("duration")
-    if duration is not None and (isinstance(duration, bool) or not isinstance(duration, int | float)
-                                 or not 0 <= duration <= 16):
-        raise _field_error("FieldInvalid", "settings.duration must be a number from 0 to 16", "settings.duration")
+    if duration is not None and (isinstance(duration, bool) or not isinstance(duration, int | float)):
+        raise _field_error("FieldInvalid", "settings.duration must be a number of seconds", "settings.duration")
     count = settings.get("sample_count")
     if count is not None and (isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 4):
         raise _field_error("FieldInvalid", "settings.sample_count must be an integer from 1 to 4",
                            "settings.sample_count")
     for name in ("model", "model_version", "resolution"):
-        if name in settings and not isinstance(settings[name], str | int | float):
+        if name in settings and (isinstance(settings[name], bool) or not isinstance(settings[name], str | int | float)):
             raise _field_error("FieldInvalid", f"settings.{name} must be a string", f"settings.{name}")
 
 

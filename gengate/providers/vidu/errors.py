@@ -9,20 +9,27 @@ from starlette.responses import JSONResponse
 
 from gengate.core import errors as e
 
-# Core error → (HTTP status, Vidu reason). A core error whose `code` is already a Vidu reason keeps it.
-_REASONS: list[tuple[type[e.GengateError], int, str]] = [
-    (e.AuthError, 401, "Unauthorized"),
-    (e.BodyTooLarge, 413, "BadRequest"),
-    (e.IdempotencyMismatch, 422, "BadRequest"),
-    (e.IdempotencyInProgress, 409, "Conflict"),
-    (e.ReferenceNotFound, 404, "CreationNotFound"),
-    (e.NotFound, 404, "TaskNotFound"),
-    (e.InsufficientCredits, 400, "CreditInsufficient"),
-    (e.ModelNotAllowed, 400, "ModelUnavailable"),
-    (e.Conflict, 400, "BadRequest"),
-    (e.UpstreamUnavailable, 503, "InternalServiceFailure"),
-    (e.InvalidRequest, 400, "BadRequest"),
-]
+# Core error → (HTTP status, Vidu reason); the most specific registered class wins. A core error
+# whose `code` is already a Vidu reason keeps it.
+TABLE: e.ErrorTable[tuple[int, str]] = e.ErrorTable({
+    e.GengateError: (500, "InternalServiceFailure"),
+    e.AuthError: (401, "Unauthorized"),
+    e.InvalidRequest: (400, "BadRequest"),
+    e.BodyTooLarge: (413, "BadRequest"),
+    e.IdempotencyMismatch: (422, "BadRequest"),
+    e.MethodNotAllowed: (405, "BadRequest"),
+    e.IdempotencyInProgress: (409, "Conflict"),
+    e.ModelNotAllowed: (400, "ModelUnavailable"),
+    e.NotFound: (404, "TaskNotFound"),
+    e.ReferenceNotFound: (404, "CreationNotFound"),
+    e.InsufficientCredits: (400, "CreditInsufficient"),
+    e.Conflict: (400, "BadRequest"),
+    e.UpstreamRefused: (400, "BadRequest"),
+    e.UpstreamUnavailable: (503, "InternalServiceFailure"),
+    # A URL from the request that cannot be fetched is the client's input problem, as Vidu says it.
+    e.FetchFailed: (400, "ImageDownloadFailure"),
+    e.ClientGone: (499, "Canceled"),
+})
 _VIDU_REASONS = {"BadRequest", "FieldLacking", "FieldUnwanted", "FieldItemCountOutOfRange", "FieldInvalid",
                  "CreditInsufficient", "CreationPolicyViolation", "ModelUnavailable", "TaskNotFound",
                  "CreationNotFound", "NotFound", "TaskPromptPolicyViolation", "ImageDownloadFailure",
@@ -30,21 +37,15 @@ _VIDU_REASONS = {"BadRequest", "FieldLacking", "FieldUnwanted", "FieldItemCountO
 
 
 def vidu_error(exc: e.GengateError) -> JSONResponse:
-    status, reason = 500, "InternalServiceFailure"
-    for cls, cls_status, cls_reason in _REASONS:
-        if isinstance(exc, cls):
-            status, reason = cls_status, cls_reason
-            break
+    matched, (status, reason) = TABLE.lookup(exc)
+    status = e.explicit_status(exc) or status
     if isinstance(exc, e.UpstreamRefused):
-        status = exc.status
-        reason = exc.upstream_code if exc.upstream_code in _VIDU_REASONS else "BadRequest"
+        reason = exc.upstream_code if exc.upstream_code in _VIDU_REASONS else reason
     elif exc.code in _VIDU_REASONS:
         reason = exc.code
-    if exc.code == "path_not_found":
+    elif exc.code == "path_not_found":
         reason = "NotFound"
-    elif exc.code == "method_not_allowed":
-        status, reason = 405, "BadRequest"
-    message = exc.message if status < 500 else "internal error"
+    message = "internal error" if matched is e.GengateError else exc.message
     body = {"code": status, "reason": reason, "message": message,
             "metadata": {"trace_id": secrets.token_hex(8)}}
     return JSONResponse(body, status_code=status)

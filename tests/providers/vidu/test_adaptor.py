@@ -8,11 +8,12 @@ import time
 
 import pytest
 
-from gengate.core.adaptor import Account, HttpReply, Outcome, OutputView, TaskRef, TaskView
+from gengate.core.adaptor import Account, HttpReply, Outcome, OutputSpec, OutputView, TaskRef, TaskView
 from gengate.core.engine.submit import _parse_submit
+from gengate.core.errors import InvalidRequest
 from gengate.core.pricing import PriceTable
 from gengate.core.states import TaskState
-from gengate.providers.vidu.adaptor import PRICES, ViduWebAdaptor
+from gengate.providers.vidu.adaptor import PRICES, ViduWebAdaptor, generation_of, parse_version
 
 A = ViduWebAdaptor()
 ACCOUNT = Account(base_url="http://up", secret="tok")
@@ -100,7 +101,8 @@ async def test_prices() -> None:
                            "settings": {"resolution": "4K"}}, NoRefs())
     assert A.price(img.units, prices) == 40_000
     most = await A.prepare({"type": "text2video", "input": {"prompts": [{"type": "text", "content": "x"}]},
-                            "settings": {"duration": 16, "resolution": "1080p", "sample_count": 4}}, NoRefs())
+                            "settings": {"duration": 16, "resolution": "1080p", "sample_count": 4,
+                                         "model_version": "3.2"}}, NoRefs())
     assert A.price(most.units, prices) <= 1_000_000  # the contract's ceiling for one request
 
 
@@ -121,3 +123,107 @@ def test_render_rewrites_ids_and_urls_only() -> None:
     assert c["id"] == "6000000000000001" and c["task_id"] == "5000000000000001"
     assert c["uri"] == "http://gw/files/b" and c["nomark_uri"] == "http://gw/files/a"
     assert out["input"]["creation_id"] == "0" and out["created_at"].endswith("Z")
+
+
+class NoRefs:
+    async def output(self, public_id: str) -> None:
+        return None
+
+
+class ParentOf:
+    """A resolver that owns one creation, produced with `seconds` of video."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    async def output(self, public_id: str) -> tuple[object, str, dict[str, object]]:
+        return object(), "up-creation", {"video": {"duration": self.seconds}}
+
+
+def t2v(**settings: object) -> dict[str, object]:
+    return {"type": "text2video", "input": {"prompts": [{"type": "text", "content": "x"}]}, "settings": settings}
+
+
+@pytest.mark.parametrize(("settings", "param"), [
+    ({"duration": 0.0001}, "settings.duration"),
+    ({"duration": 0}, "settings.duration"),
+    ({"duration": 4.5}, "settings.duration"),
+    ({"duration": 5}, "settings.duration"),  # vidu-1 offers 4 or 8
+    ({"duration": -4}, "settings.duration"),
+    ({"duration": 17, "model_version": "3.2"}, "settings.duration"),  # Q3: 1-16
+    ({"duration": 1, "model_version": "3.1"}, "settings.duration"),  # Q2: 2-8
+    ({"duration": 9, "model_version": "3.1"}, "settings.duration"),
+    ({"duration": 4, "model_version": "q1"}, "settings.duration"),  # Q1: 5 s only
+    ({"duration": 8, "model": "viduq1"}, "settings.duration"),
+    ({"duration": 4, "model_version": "2.0", "resolution": "2160p"}, "settings.resolution"),
+    ({"duration": 5, "model_version": "q1", "resolution": "720p"}, "settings.resolution"),  # Q1: 1080p only
+    ({"duration": 4, "model_version": "two"}, "settings.model_version"),
+    ({"duration": 4, "model_version": True}, "settings.model_version"),
+    ({"duration": 4, "sample_count": 0}, "settings.sample_count"),
+    ({"duration": 4, "sample_count": 5}, "settings.sample_count"),
+])
+async def test_settings_vidu_does_not_offer_are_field_invalid(settings: dict[str, object], param: str) -> None:
+    with pytest.raises(InvalidRequest) as info:
+        await A.prepare(t2v(**settings), NoRefs())
+    assert info.value.status == 400 and info.value.code == "FieldInvalid" and info.value.param == param
+
+
+@pytest.mark.parametrize("settings", [
+    {"duration": 4}, {"duration": 8.0}, {"duration": 4, "model_version": "1.5", "resolution": "512"},
+    {"duration": 8, "model_version": "2.0", "resolution": "1080p"}, {"duration": 5, "model_version": "q1"},
+    {"duration": 5, "model": "viduq1", "resolution": "1080p"}, {"duration": 2, "model_version": "3.1"},
+    {"duration": 1, "model_version": "3.2"}, {"duration": 16, "model_version": "3.2", "resolution": "1080p"},
+    {"duration": 16, "model": "some-mapped-model"}, {"model_version": "10", "duration": 12},
+])
+async def test_settings_vidu_offers_are_accepted(settings: dict[str, object]) -> None:
+    prepared = await A.prepare(t2v(**settings), NoRefs())
+    assert prepared.units["seconds"] == float(settings.get("duration", prepared.units["seconds"]))
+
+
+async def test_images_take_duration_0_and_their_own_resolutions() -> None:
+    img = {"type": "text2image", "input": {"prompts": [{"type": "text", "content": "x"}]}}
+    for settings in ({}, {"duration": 0, "resolution": "2K"}, {"model_version": "3.1", "resolution": "4k"}):
+        await A.prepare({**img, "settings": settings}, NoRefs())
+    for settings in ({"duration": 4}, {"resolution": "720p"}):
+        with pytest.raises(InvalidRequest, match="settings"):
+            await A.prepare({**img, "settings": settings}, NoRefs())
+
+
+def test_versions_compare_as_numbers() -> None:
+    assert parse_version("2.0") == (2, 0) and parse_version("10") == (10,) and parse_version("1.5") == (1, 5)
+    assert parse_version("q1") == (3, 0) and parse_version("Q3") == (3, 2) and parse_version("viduq2") == (3, 1)
+    assert parse_version("vidu2.0") == (2, 0) and parse_version("") is None and parse_version("2.x") is None
+    names = {"1.0": "1.0", "1.5": "1.5", "2.0": "2.0", "2": "2.0", "3.0": "q1", "q1": "q1", "3.1": "q2",
+             "q2": "q2", "3.2": "q3", "10": "q3", "10.0": "q3"}
+    for version, generation in names.items():
+        assert generation_of({"model_version": version}).name == generation, version
+    models = {"vidu-1": "1.0", "vidu-high-quality": "1.0", "vidu1.5": "1.5", "vidu2.0": "2.0",
+              "viduq1": "q1", "viduq2-pro": "q2", "viduq3-turbo": "q3", "stable": "any"}
+    for model, generation in models.items():
+        assert generation_of({"model": model}).name == generation, model
+
+
+async def test_version_10_is_not_priced_as_540p() -> None:
+    prices = PriceTable([PRICES])
+    ten = await A.prepare(t2v(model_version="10", duration=4), NoRefs())
+    two = await A.prepare(t2v(model_version="2.0", duration=4), NoRefs())
+    one = await A.prepare(t2v(model_version="1.0", duration=4), NoRefs())
+    assert "res:720p" in ten.units and "res:720p" in two.units and "res:540p" in one.units
+    assert A.price(ten.units, prices) == 4 * prices["vidu:video_second:720p"]
+    assert A.price(one.units, prices) == 4 * prices["vidu:video_second:540p"]
+
+
+async def test_prices_round_up_to_whole_seconds_and_are_never_0() -> None:
+    prices = PriceTable([PRICES], {"vidu:video_second:720p": 1, "vidu:upscale_second": 3})
+    default = await A.prepare(t2v(model_version="3.2"), NoRefs())  # no duration: Vidu's default clip, 5 s
+    assert default.units["seconds"] == 5 and A.price(default.units, prices) == 5
+    up = await A.prepare({"type": "upscale", "input": {"creation_id": "c1"}, "settings": {"model": "stable"}},
+                         ParentOf(3.85))
+    assert A.price(up.units, prices) == 4 * 3  # 3.85 s is billed as 4 whole seconds
+    free = PriceTable([PRICES], {"vidu:video_second:720p": 0})
+    assert A.price(default.units, free) == 1  # a task never costs 0 credits
+    out = OutputSpec(kind="video", upstream_id="c", urls={}, meta={"video": {"duration": 0.3}})
+    assert A.final_price(default.units, (out,), prices) == 1  # 0.3 s produced: one billable second
+    longer = OutputSpec(kind="video", upstream_id="c", urls={}, meta={"video": {"duration": 4.2}})
+    assert A.final_price(default.units, (longer,), prices) == 5
+    assert A.final_price(default.units, (), prices) == 0  # nothing produced: nothing settled (refund)
