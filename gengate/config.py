@@ -52,6 +52,8 @@ class Settings:
     sandbox_task_seconds: float = 10.0
     sandbox_concurrency: int = 8
     max_body_bytes: int = 1024 * 1024
+    max_media_body_bytes: int = 20 * 1024 * 1024  # routes that take inline media (base64 images)
+    max_file_bytes: int = 100 * 1024 * 1024  # /v1/files uploads
     # HTTP server limits (gengate/web/server.py): 431 above these, close after these timeouts.
     max_header_bytes: int = 64 * 1024  # request line + headers
     max_headers: int = 100

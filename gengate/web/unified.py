@@ -1,4 +1,5 @@
-"""The unified task API for tasks of every provider: `GET /v1/tasks/{id}`, `/events` (SSE), `/cancel`.
+"""The unified task API for tasks of every provider: `GET /v1/tasks/{id}`, `/events` (SSE), `/cancel`,
+and beyond the contract's three, the key's list (`GET /v1/tasks`) and `DELETE /v1/tasks/{id}`.
 
 Its object is gengate's own (interface.md "Unified task API"), rendered from any task by one function;
 a provider adds nothing here. Errors use OpenAI's envelope.
@@ -13,6 +14,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute
 
 from gengate.core.adaptor import TaskView
+from gengate.core.errors import InvalidRequest
 from gengate.core.states import UNIFIED_STATUS, TaskState
 from gengate.providers.openai.errors import openai_error
 from gengate.providers.openai.schemas import OpenAIError
@@ -20,7 +22,7 @@ from gengate.web.context import AppContext
 from gengate.web.family import Family
 from gengate.web.requests import bearer
 from gengate.web.tasks import read_task, sse_stream
-from gengate.web.unified_schemas import TaskObject
+from gengate.web.unified_schemas import TaskDeleted, TaskList, TaskListQuery, TaskObject
 
 FAMILY = Family(name="tasks", prefix="/v1/tasks", render_error=openai_error, error_model=OpenAIError)
 
@@ -41,6 +43,14 @@ def render_unified(task: TaskView) -> dict[str, Any]:
     }
 
 
+def _int_param(raw: str | None, name: str, *, default: int, low: int, high: int) -> int:
+    if raw is None or raw == "":
+        return default
+    if not (raw.isascii() and raw.isdigit()) or not low <= int(raw) <= high:
+        raise InvalidRequest(f"{name} must be an integer from {low} to {high}", param=name)
+    return int(raw)
+
+
 def routes(ctx: AppContext) -> list[BaseRoute]:
     async def get(request: Request) -> Response:
         key = await ctx.authenticate(bearer(request))
@@ -56,8 +66,27 @@ def routes(ctx: AppContext) -> list[BaseRoute]:
         row = await ctx.engine.cancel(key, request.path_params["task_id"])
         return JSONResponse(render_unified(await ctx.engine.view(row)))
 
+    async def list_tasks(request: Request) -> Response:
+        key = await ctx.authenticate(bearer(request))
+        q = request.query_params
+        limit = _int_param(q.get("limit"), "limit", default=20, low=1, high=100)
+        provider = q.get("provider") or None
+        views = await ctx.engine.list_owned(key, provider=provider, limit=limit + 1, after=q.get("after") or None)
+        data = [render_unified(v) for v in views[:limit]]
+        return JSONResponse({"object": "list", "data": data, "first_id": data[0]["id"] if data else None,
+                             "last_id": data[-1]["id"] if data else None, "has_more": len(views) > limit})
+
+    async def delete(request: Request) -> Response:
+        key = await ctx.authenticate(bearer(request))
+        row = await ctx.engine.delete(key, request.path_params["task_id"])
+        return JSONResponse({"id": row.public_id, "object": "task.deleted", "deleted": True})
+
     family_routes: list[BaseRoute] = [
+        FAMILY.route("", list_tasks, ["GET"], summary="List this key's tasks, newest first", query=TaskListQuery,
+                     reply=TaskList),
         FAMILY.route("/{task_id}", get, ["GET"], summary="Read a task of any provider", reply=TaskObject),
+        FAMILY.route("/{task_id}", delete, ["DELETE"], summary="Delete a task (a live one is cancelled first)",
+                     reply=TaskDeleted),
         FAMILY.route("/{task_id}/events", events, ["GET"], summary="Progress stream (SSE)", reply=TaskObject,
                      reply_media_type="text/event-stream"),
         FAMILY.route("/{task_id}/cancel", cancel, ["POST"], summary="Cancel a task", reply=TaskObject),

@@ -36,3 +36,23 @@ class TaskObject(BaseModel):
     outputs: list[TaskOutput]
     error: TaskError | None
     cost: TaskCost
+
+
+class TaskListQuery(BaseModel):
+    limit: int = Field(20, ge=1, le=100)
+    after: str | None = Field(None, description="the id of the previous page's last task (a cursor)")
+    provider: str | None = Field(None, description="only tasks of this provider (the `channels add` names)")
+
+
+class TaskList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[TaskObject]
+    first_id: str | None
+    last_id: str | None
+    has_more: bool
+
+
+class TaskDeleted(BaseModel):
+    id: str
+    object: Literal["task.deleted"] = "task.deleted"
+    deleted: Literal[True] = True

@@ -245,3 +245,29 @@ async def test_identical_ambiguous_creates_bind_one_job_each(gw, emu):
             assert (await client.wait(t["id"]))["state"] == "success"
     rows = await finish(gw, emu, name, 3, (secret,))
     assert len({r["upstream_id"] for r in rows}) == 3, rows
+
+
+async def test_a_create_the_upstream_keeps_failing_ends_and_never_stalls_others(gw, emu):
+    """GENGATE_SUBMIT_ATTEMPTS (contract; 10 by default): ten consecutive 5xx refusals of one task's
+    create fail it with its refund, while the secret it shares keeps serving other clients' tasks
+    (a secret's backoff is for the secret's health, not for one payload)."""
+    m, secret = model(), emu.new_secret()
+    await asyncio.to_thread(gw.channel_add, emu.provider_url("vidu"), secret, name=f"poison-{m}", models=m)
+    name, key = await asyncio.to_thread(gw.make_named_key, None, START)
+    emu.fault(provider="vidu", op="create", secret=secret, kind="status", status=500, body_contains="poison pill")
+    async with http_session() as http:
+        client = Client(http, gw.url, key)
+        bad = await client.create_ok(body("a poison pill", m))
+        began = time.monotonic()
+        good = [await client.create_ok(body(f"a fine prompt {i}", m)) for i in range(6)]
+        for r in good:
+            assert (await client.wait(r["id"], within=20))["state"] == "success"
+        healthy = time.monotonic() - began
+        final = await client.wait(bad["id"], within=60)
+    assert final["state"] == "failed", final
+    rows = await finish(gw, emu, name, 7, (secret,), all_succeed=False)
+    poison = next(r for r in rows if r["public_id"] == bad["id"])
+    assert poison["settled"] == 0 and poison["upstream_id"] is None
+    errors = gw.db_query(f"SELECT submit_errors FROM tasks WHERE id = {poison['id']}")[0]["submit_errors"]
+    assert errors == 10
+    assert healthy < 15, f"healthy tasks took {healthy:.1f} s beside the failing one"

@@ -4,13 +4,14 @@ webhook a change queues (in the transaction of the change)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy.engine import Row
 
 from gengate.core import tasks as store
 from gengate.core import webhooks
-from gengate.core.adaptor import OutputView, TaskView
+from gengate.core.adaptor import INLINE_PREFIX, OutputView, TaskView
 from gengate.core.engine.base import EngineBase, Tx
 from gengate.core.errors import NotFound
 from gengate.core.keys import ClientKey
@@ -50,9 +51,12 @@ class ViewsJob(EngineBase):
         views = tuple(OutputView(public_id=o.public_id, kind=o.kind, meta=json.loads(o.meta),
                                  urls={f: self.signer.url_for(k, ttl) for f, k in json.loads(o.files).items()})
                       for o in outs)
+        request = json.loads(row.request)
+        if INLINE_PREFIX in row.request:  # stashed inline media shows as a media URL of its own
+            request = _inline_as_urls(request, lambda key: self.signer.url_for(key, ttl))
         return TaskView(public_id=row.public_id, provider=row.provider, action=row.action, model=row.model,
                         state=S(row.state), upstream_state=row.upstream_state, progress=row.progress,
-                        request=json.loads(row.request),
+                        request=request,
                         upstream_reply=json.loads(row.upstream_reply) if row.upstream_reply else None,
                         outputs=views, error_code=row.error_code, error_message=row.error_message,
                         created_at=row.created_at, updated_at=row.updated_at, reserved=row.reserved,
@@ -68,3 +72,13 @@ class ViewsJob(EngineBase):
         if await webhooks.enqueue(tx.conn, task_id=row.id, key_id=row.key_id, url=row.callback_url,
                                   state=renderer.provider_state(view), payload=renderer.render(view)):
             tx.webhook_queued = True
+
+
+def _inline_as_urls(value: Any, url_for: Callable[[str], str]) -> Any:
+    if isinstance(value, str):
+        return url_for(value[len(INLINE_PREFIX):]) if value.startswith(INLINE_PREFIX) else value
+    if isinstance(value, dict):
+        return {k: _inline_as_urls(v, url_for) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_inline_as_urls(v, url_for) for v in value]
+    return value

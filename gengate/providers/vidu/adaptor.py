@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from gengate.core.adaptor import (
+    INLINE_PREFIX,
     Account,
     FindResult,
     HttpCall,
@@ -47,6 +48,7 @@ _IN_PROGRESS = ("created", "queueing", "preparation", "scheduling", "processing"
 TYPES = ("text2video", "img2video", "character2video", "headtailimg2video", "upscale", "text2image",
          "reference2image")
 IMAGE_TYPES = ("text2image", "reference2image")
+INLINE_THRESHOLD = 64 * 1024  # a prompt's content longer than this (a base64 image) is stashed
 URL_FIELDS = ("nomark_uri", "uri", "download_uri", "cover_uri")  # the first present one is the main URL
 
 
@@ -204,12 +206,32 @@ def _fingerprint(request: Mapping[str, Any]) -> str:
     """What identifies a create among the account's history: its type, settings, prompts (kind and
     content) and referenced creation. Fields the upstream adds when it echoes a task are left out."""
     inp = request.get("input") or {}
-    prompts = [(p.get("type"), p.get("content"), (p.get("material") or {}).get("id"))
+    prompts = [(p.get("type"), _content_key(p.get("content")), (p.get("material") or {}).get("id"))
                for p in inp.get("prompts") or [] if isinstance(p, dict)]
     creation = inp.get("creation_id")
     keep = {"type": request.get("type"), "settings": request.get("settings") or {}, "prompts": prompts,
             "creation_id": None if creation in (None, "0", "") else str(creation)}
     return hashlib.sha256(json.dumps(keep, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _content_key(content: Any) -> Any:
+    """A prompt's content as the fingerprint sees it: large inline media by its sha256, whether it is
+    stashed (our stored request) or whole (the upstream's echo of it)."""
+    if isinstance(content, str):
+        if content.startswith(INLINE_PREFIX):
+            return "sha256:" + content.rsplit("/", 1)[-1]
+        if len(content) > INLINE_THRESHOLD:
+            return "sha256:" + hashlib.sha256(content.encode()).hexdigest()
+    return content
+
+
+async def _stash_inline_images(request: dict[str, Any], upstream: dict[str, Any], resolver: Resolver) -> None:
+    """Large base64 images in `input.prompts` leave the stored request for storage (both copies)."""
+    for mine, theirs in zip((request.get("input") or {}).get("prompts") or [],
+                            (upstream.get("input") or {}).get("prompts") or [], strict=False):
+        content = mine.get("content") if isinstance(mine, dict) else None
+        if isinstance(content, str) and len(content) > INLINE_THRESHOLD:
+            mine["content"] = theirs["content"] = await resolver.stash(content)
 
 
 def _parse_time(raw: Any) -> float:
@@ -268,7 +290,7 @@ class ViduWebAdaptor:
         if callback is not None and not isinstance(callback, str):
             raise _field_error("FieldInvalid", "callback_url must be a string", "callback_url")
         _check_settings(settings)
-        request = {k: v for k, v in body.items() if k != "callback_url"}
+        request = json.loads(json.dumps({k: v for k, v in body.items() if k != "callback_url"}))
         upstream = json.loads(json.dumps(request))
         parent = None
         image = task_type in IMAGE_TYPES
@@ -290,6 +312,7 @@ class ViduWebAdaptor:
             model = str(settings.get("model") or "stable")
         else:
             _validate_prompts(task_type, inp, settings)
+            await _stash_inline_images(request, upstream, resolver)
             model = str(settings.get("model") or (f"vidu-{settings['model_version']}"
                                                   if settings.get("model_version") else "vidu-1"))
         count = settings.get("sample_count") or 1

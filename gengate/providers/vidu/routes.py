@@ -34,7 +34,8 @@ def routes(ctx: AppContext) -> list[BaseRoute]:
 
     async def create(request: Request) -> Response:
         key = await key_of(request)
-        view = await create_task(ctx, request, key, adaptor, route="vidu:/vidu/v1/tasks")
+        view = await create_task(ctx, request, key, adaptor, route="vidu:/vidu/v1/tasks",
+                                 body_limit=ctx.settings.max_media_body_bytes)
         return JSONResponse(adaptor.render(view))
 
     async def get(request: Request) -> Response:

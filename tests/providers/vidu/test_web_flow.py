@@ -454,7 +454,7 @@ BAD_BODIES: list[tuple[str, bytes]] = [
     ("huge integer", b'{"type":"text2video","input":{"prompts":[{"type":"text","content":"x"}]},'
                      b'"settings":{"duration":' + b"9" * 5000 + b"}}"),
     ("deeply nested", _deep(100_000)),
-    ("oversized (> 1 MiB)", json.dumps(t2v("x" * (1024 * 1024 + 10))).encode()),
+    ("oversized (> 20 MiB, the media routes' limit)", json.dumps(t2v("x" * (20 * 1024 * 1024 + 10))).encode()),
 ]
 
 
@@ -476,7 +476,7 @@ async def test_bad_input_is_4xx_in_vidu_envelope(sandbox_server, vidu, http, ass
     async def chunks():
         piece = b" " * 65536
         yield b'{"type":"text2video","input":{"prompts":[{"type":"text","content":"x"}]},"pad":"'
-        for _ in range(20):
+        for _ in range(330):  # > 20 MiB
             yield piece
         yield b'"}'
 
