@@ -57,7 +57,7 @@ class Settings:
     # HTTP server limits (gengate/web/server.py): 431 above these, close after these timeouts.
     max_header_bytes: int = 64 * 1024  # request line + headers
     max_headers: int = 100
-    header_timeout: float = 15.0  # seconds to send complete request headers
+    header_timeout: float = 60.0  # seconds to send complete request headers
     body_timeout: float = 30.0  # longest pause between two chunks of a request body
     prices: dict[str, int] = field(default_factory=dict)
 
