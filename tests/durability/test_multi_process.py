@@ -13,9 +13,7 @@ import secrets
 
 import pytest
 from durability_harness import (
-    Backend,
     Client,
-    base,
     body,
     check_books,
     http_session,
@@ -25,6 +23,7 @@ from durability_harness import (
     start_emulator,
     wait_all_terminal,
 )
+from harness.services import fresh_pg_database
 
 START = 100_000_000
 
@@ -38,12 +37,8 @@ def emu(tmp_path_factory):
 
 @pytest.fixture
 def pg_url():
-    base._check_postgres()  # skips (or fails under GENGATE_TEST_REQUIRE_SERVICES=1) without PostgreSQL
-    b = Backend("pg")
-    try:
-        yield b.new_database()
-    finally:
-        b.drop_all()
+    with fresh_pg_database() as url:  # skips (or fails under GENGATE_TEST_REQUIRE_SERVICES=1) without PostgreSQL
+        yield url
 
 
 async def test_two_servers_on_one_postgres_database(pg_url, emu, tmp_path):
