@@ -47,22 +47,24 @@ DURABILITY_ENV = {
 }
 EMULATOR_TASK_SECONDS = 1.5  # each emulated job takes 0.45-1.5 s
 DB_TERMINAL = ("succeeded", "failed", "cancelled")
-# What every task below costs: text2video, 4 s, the default model (vidu-1: 540p). From gengate's own
-# price table, so that a changed default price does not break these tests.
-_UNITS_4S = {"seconds": 4.0, "count": 1, "image": 0.0, "upscale": 0.0, "res:540p": 1.0}
+# What every task below costs: text2video, 4 s, the default model (vidu-1: 540p). The formula is
+# the price table's note for Vidu video (seconds x the per-second rate of the resolution), written out
+# here; the rate is read from gengate's table (a changed default price does not break these tests),
+# never from the adaptor under test.
+TASK_SECONDS = 4
+TASK_RESOLUTION = "540p"
 
 
 def price_4s() -> int:
     from gengate.core.pricing import PriceTable
-    from gengate.providers.vidu.adaptor import ViduWebAdaptor
 
-    return ViduWebAdaptor().price(_UNITS_4S, PriceTable())
+    return TASK_SECONDS * PriceTable()[f"vidu:video_second:{TASK_RESOLUTION}"]
 
 
 def body(tag: str, model: str | None = None) -> dict[str, Any]:
     """A Vidu text2video create of 4 s. Each prompt is unique, so that reconciliation (by the
     request's fingerprint) can never bind a task to another task's job."""
-    settings: dict[str, Any] = {"duration": 4}
+    settings: dict[str, Any] = {"duration": TASK_SECONDS}
     if model:
         settings["model"] = model
     return {"type": "text2video", "input": {"prompts": [{"type": "text", "content": f"{tag} {secrets.token_hex(4)}"}]},
