@@ -32,10 +32,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def http_json(method: str, url: str, body: Any = None, timeout: float = 10) -> tuple[int, Any]:
+def http_json(method: str, url: str, body: Any = None, timeout: float = 10,
+              headers: dict[str, str] | None = None) -> tuple[int, Any]:
     data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(url, data=data, method=method,
-                                 headers={"Content-Type": "application/json"} if data is not None else {})
+    sent = {"Content-Type": "application/json"} if data is not None else {}
+    req = urllib.request.Request(url, data=data, method=method, headers={**sent, **(headers or {})})
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             raw = resp.read()
@@ -72,15 +73,22 @@ class EmulatorControl:
     """The `/_emulator/*` controls of an emulator app reachable at `base` (a standalone `gengate
     emulate`, or a sandbox at `http://HOST:PORT/_sandbox`)."""
 
-    def __init__(self, base: str) -> None:
+    def __init__(self, base: str, token: Callable[[], str] | None = None) -> None:
+        """`token` gives the bearer token the controls need (a sandbox's: the admin token)."""
         self.base = base.rstrip("/")
+        self.token = token
+
+    def control(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        """`method` on `/_emulator/<path>`, with the token when there is one."""
+        headers = {"Authorization": f"Bearer {self.token()}"} if self.token else None
+        return http_json(method, f"{self.base}/_emulator/{path}", body, headers=headers)
 
     def provider_url(self, provider: str) -> str:
         """The channel base URL for `provider`."""
         return f"{self.base}/{provider}"
 
     def stats(self) -> dict[str, Any]:
-        status, body = http_json("GET", f"{self.base}/_emulator/stats")
+        status, body = self.control("GET", "stats")
         assert status == 200, body
         return body
 
@@ -94,12 +102,12 @@ class EmulatorControl:
 
     def fault(self, **rule: Any) -> str:
         """Add a fault rule (emulator/faults.py), e.g. `fault(kind="fail_task", count=1, secret=S)`."""
-        status, body = http_json("POST", f"{self.base}/_emulator/faults", rule)
+        status, body = self.control("POST", "faults", rule)
         assert status == 200, body
         return body["id"]
 
     def clear_faults(self) -> None:
-        status, body = http_json("DELETE", f"{self.base}/_emulator/faults")
+        status, body = self.control("DELETE", "faults")
         assert status == 200, body
 
     def hold(self, on: bool = True, provider: str | None = "vidu", task_id: str | None = None) -> int:
@@ -109,7 +117,7 @@ class EmulatorControl:
             rule["provider"] = provider
         if task_id is not None:
             rule["task_id"] = task_id
-        status, body = http_json("POST", f"{self.base}/_emulator/hold", rule)
+        status, body = self.control("POST", "hold", rule)
         assert status == 200, body
         return body["changed"]
 
@@ -120,12 +128,12 @@ class EmulatorControl:
             rule["secret"] = secret
         if provider is not None:
             rule["provider"] = provider
-        status, body = http_json("POST", f"{self.base}/_emulator/caps", rule)
+        status, body = self.control("POST", "caps", rule)
         assert status == 200, body
 
     def reset(self, counters_only: bool = False) -> None:
         """Zero the counters; unless `counters_only`, also clear faults and caps and release holds."""
-        status, body = http_json("POST", f"{self.base}/_emulator/reset", {"counters_only": counters_only})
+        status, body = self.control("POST", "reset", {"counters_only": counters_only})
         assert status == 200, body
 
 
@@ -180,7 +188,8 @@ class GengateServer:
 
     stdout+stderr go to `<data_dir>.log` next to the data dir (so the data dir holds only what
     gengate writes). `upstream` is the emulator control of its Vidu channel and `secret` the upstream
-    secret that channel uses (sandbox: the in-process emulator and `sandbox-secret`)."""
+    secret that channel uses (sandbox: the in-process emulator, whose controls take the admin token,
+    and the sandbox's random upstream secret, read from the database)."""
 
     def __init__(self, data_dir: Path, database_url: str | None = None, sandbox: bool = True,
                  env: dict[str, str] | None = None, port: int | None = None, args: tuple[str, ...] = ()) -> None:
@@ -193,9 +202,42 @@ class GengateServer:
         self.log_path = data_dir.parent / f"{data_dir.name}.log"
         self.extra_env = dict(env or {})
         self.proc: subprocess.Popen[bytes] | None = None
-        self.upstream: EmulatorControl | None = EmulatorControl(self.url + "/_sandbox") if sandbox else None
-        self.secret: str | None = "sandbox-secret" if sandbox else None
+        self.upstream: EmulatorControl | None = (EmulatorControl(self.url + "/_sandbox", lambda: self.admin_token)
+                                                 if sandbox else None)
+        self._secret: str | None = None
         self._names = 0
+
+    # -------------------------------------------------------------- admin token and sandbox secret
+    @property
+    def admin_token(self) -> str:
+        """GENGATE_ADMIN_TOKEN when the server is given one, else `<data-dir>/admin.token` (written by
+        the server at start, or by `gengate admin token`)."""
+        if self.env.get("GENGATE_ADMIN_TOKEN"):
+            return self.env["GENGATE_ADMIN_TOKEN"]
+        path = self.data_dir / "admin.token"
+        if not path.exists():
+            return self.cli("admin", "token").strip()
+        return path.read_text("utf-8").strip()
+
+    @property
+    def secret(self) -> str | None:
+        """The upstream secret of the Vidu channel: the one given (`use_emulator`), else the sandbox's."""
+        if self._secret is None and self.sandbox:
+            self._secret = self.sandbox_secret()
+        return self._secret
+
+    @secret.setter
+    def secret(self, value: str | None) -> None:
+        self._secret = value
+
+    def sandbox_secret(self) -> str:
+        """The sandbox's upstream secret, read from the database (sealed with the master key)."""
+        from gengate.core.crypto import SecretBox, load_master_key
+
+        rows = self.db_query("SELECT value FROM settings_kv WHERE name = 'sandbox_upstream_secret'")
+        assert rows, "no sandbox secret in the database (has the server started with --sandbox?)"
+        box = SecretBox(load_master_key(self.env.get("GENGATE_SECRET_KEY"), self.data_dir))
+        return box.open(rows[0]["value"])
 
     # -------------------------------------------------------------- environment and CLI
     @property
