@@ -12,7 +12,7 @@ import asyncio
 import secrets
 
 import pytest
-from durability_harness import (
+from harness.durability import (
     Client,
     body,
     check_books,
@@ -20,19 +20,11 @@ from durability_harness import (
     key_id,
     new_server,
     servers,
-    start_emulator,
     wait_all_terminal,
 )
 from harness.services import fresh_pg_database
 
 START = 100_000_000
-
-
-@pytest.fixture(scope="module")
-def emu(tmp_path_factory):
-    e = start_emulator(tmp_path_factory.mktemp("multi-emu"))
-    yield e
-    e.stop()
 
 
 @pytest.fixture
