@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -89,12 +90,14 @@ def run_backend(backend: str, seconds: float, concurrency: int) -> None:
         env["GENGATE_DATABASE_URL"] = f"postgresql://postgres@127.0.0.1:5432/{db_name}"
         pin_postgres("1")
     eport, gport = free_port(), free_port()
-    emu = gengate("emulate", "--port", str(eport), "--task-seconds", "0", env=env, cpus="1")
+    upstream_secret = secrets.token_urlsafe(16)  # never a fixed, guessable string
+    emu = gengate("emulate", "--port", str(eport), "--secret", upstream_secret, "--task-seconds", "0", env=env,
+                  cpus="1")
     srv = None
     try:
         wait_http(f"http://127.0.0.1:{eport}/_emulator/stats")
         subprocess.run([PY, "-m", "gengate", "--data-dir", str(data), "channels", "add", "--provider", "vidu",
-                        "--base-url", f"http://127.0.0.1:{eport}/vidu", "--key", "sandbox-secret"],
+                        "--base-url", f"http://127.0.0.1:{eport}/vidu", "--key", upstream_secret],
                        env=env, check=True, capture_output=True)
         key = subprocess.run([PY, "-m", "gengate", "--data-dir", str(data), "keys", "create", "--name", "bench"],
                              env=env, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]

@@ -45,8 +45,8 @@ import aiohttp
 from benchlib import cpu_seconds, free_port, rss_mb, stop, wait_http
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "webhooks"))
-from webhook_receiver import Receiver  # noqa: E402
+sys.path.insert(0, str(ROOT / "tests"))
+from harness.webhooks import Receiver  # noqa: E402
 
 PY = sys.executable
 SECRET = "bench-secret"

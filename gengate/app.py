@@ -16,15 +16,13 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
-from sqlalchemy import insert, select
-from sqlalchemy.exc import IntegrityError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Mount
 
 from gengate.config import Settings, load_settings
 from gengate.core import channels as chan
 from gengate.core import tasks as store
+from gengate.core.admin import admin_token, persistent_value, sandbox_secret
 from gengate.core.crypto import SecretBox, load_master_key
 from gengate.core.engine import TaskEngine
 from gengate.core.notify import Notifier
@@ -33,9 +31,8 @@ from gengate.core.pricing import PriceTable
 from gengate.core.upstream import UpstreamClient
 from gengate.core.webhooks import WebhookSender
 from gengate.db.engine import Database
-from gengate.db.models import settings_kv
 from gengate.net.ssrf import GuardedClient, policy_from_env
-from gengate.providers.registry import default_prices, provider_names, route_factories, task_adaptors, task_views
+from gengate.providers.registry import default_prices, route_factories, task_adaptors, task_views
 from gengate.storage import open_storage
 from gengate.storage.routes import file_routes
 from gengate.storage.signing import UrlSigner
@@ -43,54 +40,10 @@ from gengate.web.context import AppContext
 from gengate.web.documented import DocumentedRoute
 from gengate.web.metrics import metrics_endpoint
 from gengate.web.routing import install_routes
+from gengate.web.sandbox import sandbox_mount, upsert_sandbox_channels
 from gengate.web.unified import routes as unified_routes
 
 log = logging.getLogger("gengate")
-SANDBOX_SECRET = "sandbox-secret"
-
-
-async def _persistent_value(db: Database, name: str, make: str) -> str:
-    """A value shared by every process on this database (created by whichever starts first)."""
-    async with db.read() as conn:
-        value = await conn.scalar(select(settings_kv.c.value).where(settings_kv.c.name == name))
-    if value is not None:
-        return value
-    try:
-        async with db.write() as conn:
-            await conn.execute(insert(settings_kv).values(name=name, value=make))
-        return make
-    except IntegrityError:
-        async with db.read() as conn:
-            return await conn.scalar(select(settings_kv.c.value).where(settings_kv.c.name == name))
-
-
-def _mount_sandbox(app: FastAPI, settings: Settings) -> None:
-    from gengate.emulator.app import build_emulator_app
-
-    base = settings.resolved_public_url + "/_sandbox"
-    high = max(settings.sandbox_task_seconds, 0.0)
-    emulator = build_emulator_app(secret=SANDBOX_SECRET, task_seconds=(high * 0.3, high),
-                                  state_dir=settings.data_dir / "sandbox", public_base=base)
-    app.router.routes.insert(0, Mount("/_sandbox", app=emulator))
-
-
-async def _upsert_sandbox_channels(db: Database, box: SecretBox, settings: Settings) -> None:
-    from gengate.emulator.registry import discover_emulators
-
-    base = settings.resolved_public_url + "/_sandbox"
-    for emu in discover_emulators():
-        for attempt in range(5):  # workers starting together race on the insert: the loser updates
-            try:
-                async with db.write() as conn:
-                    await chan.add_channel(conn, box, providers=provider_names(), provider=emu.provider,
-                                           base_url=f"{base}/{emu.provider}",
-                                           secrets=[SANDBOX_SECRET], name=f"sandbox-{emu.provider}",
-                                           max_concurrency=settings.sandbox_concurrency, upsert=True)
-                break
-            except IntegrityError:
-                if attempt == 4:
-                    raise
-                await asyncio.sleep(0.1 * (attempt + 1))
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -109,10 +62,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await db.migrate()
-        signing_key = await _persistent_value(db, "url_signing_key", secrets.token_hex(32))
+        signing_key = await persistent_value(db, "url_signing_key", secrets.token_hex(32))
         signer = UrlSigner(bytes.fromhex(signing_key), settings.resolved_public_url)
+        app.state.admin_token = await admin_token(db, box, settings)
         if settings.sandbox:
-            await _upsert_sandbox_channels(db, box, settings)
+            upstream_secret = await sandbox_secret(db, box)
+            await upsert_sandbox_channels(db, box, settings, upstream_secret)
+            app.router.routes.insert(0, sandbox_mount(settings, upstream_secret, app.state.admin_token))
         async with db.read() as conn:
             await router.refresh(conn)
         engine = TaskEngine(settings=settings, db=db, router=router, upstream=upstream, storage=storage,
@@ -178,8 +134,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                              reply_media_type="text/plain"))
     for route in file_routes(lambda: storage, lambda: app.state.ctx.signer):
         app.router.routes.append(route)
-    if settings.sandbox:
-        _mount_sandbox(app, settings)
     return app
 
 

@@ -25,6 +25,8 @@ keys_app = typer.Typer(no_args_is_help=True, help="Client keys.")
 channels_app = typer.Typer(no_args_is_help=True, help="Upstream channels.")
 app.add_typer(keys_app, name="keys")
 app.add_typer(channels_app, name="channels")
+admin_app = typer.Typer(no_args_is_help=True, help="The operator's admin token.")
+app.add_typer(admin_app, name="admin")
 console = Console(stderr=True)
 
 DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Where SQLite, files and keys live.")]
@@ -212,6 +214,15 @@ def keys_webhook_secret(name: str, data_dir: DataDir = None) -> None:
         console.print(f"[red]error:[/red] no key {name!r}")
         raise typer.Exit(1)
     sys.stdout.write(value + "\n")
+
+
+@admin_app.command("token")
+def admin_token(data_dir: DataDir = None) -> None:
+    """Print the admin token (GENGATE_ADMIN_TOKEN, else the database's, created on first use)."""
+    from gengate.core.admin import admin_token as load_admin_token
+
+    settings = _settings(data_dir)
+    sys.stdout.write(_run(lambda db, box: load_admin_token(db, box, settings), settings) + "\n")
 
 
 def _when(ts: float | None) -> str:

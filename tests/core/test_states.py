@@ -1,29 +1,52 @@
-"""Every pair of states: exactly the moves in ALLOWED are possible, and terminal states are final."""
+"""The task state machine against a list of moves written out here by hand (not derived from
+gengate/core/states.py): every pair of states is allowed exactly when it is in that list."""
 
 from __future__ import annotations
 
 import itertools
 
-from gengate.core.states import ALLOWED, HOLDS_SLOT, TERMINAL, UNIFIED_STATUS, TaskState, can_move
+from gengate.core.states import HOLDS_SLOT, TERMINAL, UNIFIED_STATUS, TaskState, can_move
+
+# Every allowed move (from, to), as the module docstring of states.py draws it.
+MOVES: frozenset[tuple[str, str]] = frozenset({
+    ("queued", "submitting"),
+    ("queued", "failed"),
+    ("queued", "cancelled"),
+    ("submitting", "running"),
+    ("submitting", "queued"),
+    ("submitting", "ambiguous"),
+    ("submitting", "failed"),
+    ("submitting", "cancelled"),
+    ("ambiguous", "running"),
+    ("ambiguous", "queued"),
+    ("ambiguous", "failed"),
+    ("ambiguous", "cancelled"),
+    ("running", "rehosting"),
+    ("running", "failed"),
+    ("running", "cancelled"),
+    ("rehosting", "succeeded"),
+    ("rehosting", "failed"),
+    ("rehosting", "cancelled"),
+})
+STATES = ("queued", "submitting", "ambiguous", "running", "rehosting", "succeeded", "failed", "cancelled")
 
 
-def test_every_pair_of_states() -> None:
+def test_the_states_are_the_listed_ones() -> None:
+    assert sorted(s.value for s in TaskState) == sorted(STATES)
+    assert {s.value for s in TERMINAL} == {"succeeded", "failed", "cancelled"}
+
+
+def test_every_pair_of_states_is_allowed_exactly_when_listed() -> None:
     for old, new in itertools.product(TaskState, TaskState):
-        assert can_move(old, new) == (new in ALLOWED[old]), (old, new)
-        if old in TERMINAL:
-            assert not can_move(old, new), f"{old} is terminal but may move to {new}"
+        assert can_move(old, new) == ((old.value, new.value) in MOVES), (old.value, new.value)
 
 
-def test_every_live_state_can_fail_and_be_cancelled() -> None:
-    for state in TaskState:
-        if state not in TERMINAL:
-            assert can_move(state, TaskState.FAILED) and can_move(state, TaskState.CANCELLED), state
+def test_no_move_leaves_a_terminal_state() -> None:
+    assert not [m for m in MOVES if m[0] in ("succeeded", "failed", "cancelled")]
 
 
-def test_success_only_after_rehosting() -> None:
-    assert [s for s in TaskState if can_move(s, TaskState.SUCCEEDED)] == [TaskState.REHOSTING]
-
-
-def test_every_state_has_a_unified_status_and_slot_rule() -> None:
-    assert set(UNIFIED_STATUS) == set(TaskState)
-    assert not (HOLDS_SLOT & TERMINAL)
+def test_unified_status_and_slots() -> None:
+    assert {s.value: v for s, v in UNIFIED_STATUS.items()} == {
+        "queued": "queued", "submitting": "queued", "ambiguous": "queued", "running": "in_progress",
+        "rehosting": "in_progress", "succeeded": "succeeded", "failed": "failed", "cancelled": "cancelled"}
+    assert {s.value for s in HOLDS_SLOT} == {"submitting", "ambiguous", "running", "rehosting"}

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from durability_harness import (
+from harness.durability import (
     Client,
     body,
     check_books,
@@ -29,7 +29,6 @@ from durability_harness import (
     key_id,
     new_server,
     servers,
-    start_emulator,
     task_rows,
     wait_all_terminal,
 )
@@ -37,13 +36,6 @@ from durability_harness import (
 POINTS = ["after_task_commit", "after_upstream_accept", "during_poll", "before_ledger", "during_rehost"]
 START = 50_000_000
 MAX_TASKS = 40
-
-
-@pytest.fixture(scope="module")
-def emu(tmp_path_factory):
-    e = start_emulator(tmp_path_factory.mktemp("crash-emu"))
-    yield e
-    e.stop()
 
 
 async def scenario(point: str, database_url: str | None, emu: Any, tmp: Path, label: str) -> str:

@@ -12,27 +12,19 @@ import asyncio
 import secrets
 
 import pytest
-from durability_harness import (
+from harness.durability import (
     Client,
-    assert_vidu_error,
     body,
     http_session,
     key_id,
     new_server,
     servers,
-    start_emulator,
     task_rows,
     until,
 )
+from harness.vidu import assert_vidu_error
 
 START = 10_000_000
-
-
-@pytest.fixture(scope="module")
-def emu(tmp_path_factory):
-    e = start_emulator(tmp_path_factory.mktemp("idem-emu"))
-    yield e
-    e.stop()
 
 
 @pytest.fixture(scope="module")

@@ -12,38 +12,25 @@ import asyncio
 import secrets
 
 import pytest
-from durability_harness import (
-    Backend,
+from harness.durability import (
     Client,
-    base,
     body,
     check_books,
     http_session,
     key_id,
     new_server,
     servers,
-    start_emulator,
     wait_all_terminal,
 )
+from harness.services import fresh_pg_database
 
 START = 100_000_000
 
 
-@pytest.fixture(scope="module")
-def emu(tmp_path_factory):
-    e = start_emulator(tmp_path_factory.mktemp("multi-emu"))
-    yield e
-    e.stop()
-
-
 @pytest.fixture
 def pg_url():
-    base._check_postgres()  # skips (or fails under GENGATE_TEST_REQUIRE_SERVICES=1) without PostgreSQL
-    b = Backend("pg")
-    try:
-        yield b.new_database()
-    finally:
-        b.drop_all()
+    with fresh_pg_database() as url:  # skips (or fails under GENGATE_TEST_REQUIRE_SERVICES=1) without PostgreSQL
+        yield url
 
 
 async def test_two_servers_on_one_postgres_database(pg_url, emu, tmp_path):

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
-from durability_harness import (
+from harness.durability import (
     Client,
     body,
     check_books,
@@ -18,7 +17,6 @@ from durability_harness import (
     key_id,
     new_server,
     servers,
-    start_emulator,
     task_rows,
     wait_all_terminal,
 )
@@ -27,12 +25,7 @@ N = 20
 CAP = 4
 START = 10_000_000
 
-
-@pytest.fixture(scope="module")
-def emu(tmp_path_factory):
-    e = start_emulator(tmp_path_factory.mktemp("cap-emu"), task_seconds=0.6)
-    yield e
-    e.stop()
+EMULATOR_TASK_SECONDS = 0.6  # each emulated job is short here (the `emu` fixture reads this)
 
 
 async def test_twenty_tasks_on_a_secret_capped_at_four(backend, emu, tmp_path):

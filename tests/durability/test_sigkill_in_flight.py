@@ -17,8 +17,7 @@ import secrets
 import signal
 import time
 
-import pytest
-from durability_harness import (
+from harness.durability import (
     Client,
     body,
     check_books,
@@ -27,20 +26,12 @@ from durability_harness import (
     new_server,
     seed_from_env,
     servers,
-    start_emulator,
     task_rows,
     wait_all_terminal,
 )
 
 N = 50
 START = 100_000_000
-
-
-@pytest.fixture(scope="module")
-def emu(tmp_path_factory):
-    e = start_emulator(tmp_path_factory.mktemp("sigkill-emu"))
-    yield e
-    e.stop()
 
 
 async def test_sigkill_with_50_tasks_in_flight(backend, emu, tmp_path):

@@ -13,31 +13,22 @@ import secrets
 import time
 
 import pytest
-from durability_harness import (
+from harness.durability import (
     Client,
     body,
     check_books,
     events_of,
-    free_port,
     http_session,
     key_id,
     new_server,
     servers,
-    start_emulator,
     task_rows,
     until,
     wait_all_terminal,
 )
+from harness.processes import free_port
 
 START = 10_000_000
-
-
-@pytest.fixture(scope="module")
-def emu(tmp_path_factory):
-    e = start_emulator(tmp_path_factory.mktemp("faults-emu"))
-    yield e
-    e.clear_faults()
-    e.stop()
 
 
 @pytest.fixture(scope="module")
