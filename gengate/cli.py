@@ -67,6 +67,26 @@ def _run(coro_fn: Any, settings: Settings) -> Any:
         raise typer.Exit(2) from None
 
 
+def _read(query: Any, data_dir: Path | None) -> Any:
+    """Run `query(conn, box)` in a read transaction of the data dir's database."""
+
+    async def go(db: Any, box: Any) -> Any:
+        async with db.read() as conn:
+            return await query(conn, box)
+
+    return _run(go, _settings(data_dir))
+
+
+def _write(change: Any, data_dir: Path | None) -> Any:
+    """Run `change(conn, box)` in a write transaction of the data dir's database."""
+
+    async def go(db: Any, box: Any) -> Any:
+        async with db.write() as conn:
+            return await change(conn, box)
+
+    return _run(go, _settings(data_dir))
+
+
 # ------------------------------------------------------------------------------------------ serve
 @app.command()
 def serve(
@@ -158,11 +178,8 @@ def keys_create(
 
     expires_at = _parse_expiry(expires)
 
-    async def go(db: Any, box: Any) -> tuple[int, str, str]:
-        async with db.write() as conn:
-            return await create_key(conn, box, name=name, credits=credits, models=models, expires_at=expires_at)
-
-    _id, plain, whsec = _run(go, _settings(data_dir))
+    _id, plain, whsec = _write(lambda conn, box: create_key(conn, box, name=name, credits=credits, models=models,
+                                                            expires_at=expires_at), data_dir)
     console.print(f"key [bold]{name}[/bold] created (id {_id}); it is shown only once.")
     console.print(f"webhook secret: {whsec}")
     sys.stdout.write(plain + "\n")
@@ -172,11 +189,7 @@ def keys_create(
 def keys_list(data_dir: DataDir = None, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     from gengate.core.keys import list_keys
 
-    async def go(db: Any, box: Any) -> list[dict[str, Any]]:
-        async with db.read() as conn:
-            return await list_keys(conn)
-
-    rows = _run(go, _settings(data_dir))
+    rows = _read(lambda conn, box: list_keys(conn), data_dir)
     if as_json:
         sys.stdout.write(json.dumps(rows) + "\n")
         return
@@ -191,11 +204,7 @@ def keys_list(data_dir: DataDir = None, as_json: Annotated[bool, typer.Option("-
 def keys_revoke(name_or_id: str, data_dir: DataDir = None) -> None:
     from gengate.core.keys import revoke_key
 
-    async def go(db: Any, box: Any) -> bool:
-        async with db.write() as conn:
-            return await revoke_key(conn, name_or_id)
-
-    if not _run(go, _settings(data_dir)):
+    if not _write(lambda conn, box: revoke_key(conn, name_or_id), data_dir):
         console.print(f"[red]error:[/red] no active key {name_or_id!r}")
         raise typer.Exit(1)
     console.print(f"key {name_or_id} revoked")
@@ -205,11 +214,7 @@ def keys_revoke(name_or_id: str, data_dir: DataDir = None) -> None:
 def keys_webhook_secret(name: str, data_dir: DataDir = None) -> None:
     from gengate.core.keys import webhook_secret
 
-    async def go(db: Any, box: Any) -> str | None:
-        async with db.read() as conn:
-            return await webhook_secret(conn, box, name)
-
-    value = _run(go, _settings(data_dir))
+    value = _read(lambda conn, box: webhook_secret(conn, box, name), data_dir)
     if value is None:
         console.print(f"[red]error:[/red] no key {name!r}")
         raise typer.Exit(1)
@@ -255,14 +260,9 @@ def channels_add(
             raise typer.Exit(2)
         opts[k] = v
 
-    async def go(db: Any, box: Any) -> int:
-        async with db.write() as conn:
-            return await add_channel(conn, box, providers=provider_names(), provider=provider, base_url=base_url,
-                                     secrets=list(key),
-                                     name=name, models=models, priority=priority, weight=weight,
-                                     max_concurrency=max_concurrency, options=opts)
-
-    channel_id = _run(go, _settings(data_dir))
+    channel_id = _write(lambda conn, box: add_channel(
+        conn, box, providers=provider_names(), provider=provider, base_url=base_url, secrets=list(key), name=name,
+        models=models, priority=priority, weight=weight, max_concurrency=max_concurrency, options=opts), data_dir)
     console.print(f"channel {name or provider} added (id {channel_id}, {len(key)} secret(s))")
     sys.stdout.write(f"{channel_id}\n")
 
@@ -271,11 +271,7 @@ def channels_add(
 def channels_list(data_dir: DataDir = None, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     from gengate.core.channels import list_channels
 
-    async def go(db: Any, box: Any) -> list[dict[str, Any]]:
-        async with db.read() as conn:
-            return await list_channels(conn)
-
-    rows = _run(go, _settings(data_dir))
+    rows = _read(lambda conn, box: list_channels(conn), data_dir)
     if as_json:
         sys.stdout.write(json.dumps(rows) + "\n")
         return
@@ -293,11 +289,7 @@ def channels_list(data_dir: DataDir = None, as_json: Annotated[bool, typer.Optio
 def _set_enabled(name_or_id: str, enabled: bool, data_dir: Path | None) -> None:
     from gengate.core.channels import set_channel_enabled
 
-    async def go(db: Any, box: Any) -> bool:
-        async with db.write() as conn:
-            return await set_channel_enabled(conn, name_or_id, enabled)
-
-    if not _run(go, _settings(data_dir)):
+    if not _write(lambda conn, box: set_channel_enabled(conn, name_or_id, enabled), data_dir):
         console.print(f"[red]error:[/red] no channel {name_or_id!r}")
         raise typer.Exit(1)
     console.print(f"channel {name_or_id} {'enabled' if enabled else 'disabled'}")
@@ -318,11 +310,7 @@ def channels_delete(name_or_id: str, data_dir: DataDir = None) -> None:
     """Take a channel out of routing for good; tasks already bound to its secrets finish on them."""
     from gengate.core.channels import delete_channel
 
-    async def go(db: Any, box: Any) -> bool:
-        async with db.write() as conn:
-            return await delete_channel(conn, name_or_id)
-
-    if not _run(go, _settings(data_dir)):
+    if not _write(lambda conn, box: delete_channel(conn, name_or_id), data_dir):
         console.print(f"[red]error:[/red] no channel {name_or_id!r}")
         raise typer.Exit(1)
     console.print(f"channel {name_or_id} deleted")
