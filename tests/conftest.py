@@ -43,6 +43,7 @@ from harness.processes import (  # noqa: E402
     Emulator,
     EmulatorControl,
     GengateServer,
+    ServerFactory,
     free_port,
     http_json,
     wait_http_ok,
@@ -99,8 +100,6 @@ def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
     finally:
         emu.stop()
 
-
-ServerFactory = Callable[..., GengateServer]
 
 
 @pytest.fixture(scope="module")

@@ -383,3 +383,4 @@ class GengateServer:
         return found
 
 
+ServerFactory = Callable[..., GengateServer]  # the `make_server` fixture: makes and starts a server

@@ -14,7 +14,8 @@ import urllib.request
 from typing import Any
 
 import pytest
-from conftest import Emulator, assert_vidu_error
+from harness.processes import Emulator
+from harness.vidu import assert_vidu_error
 from unified_client import (
     PRICE_T2V_4S,
     assert_openai_error,

@@ -9,7 +9,7 @@ import socket
 import time
 
 import pytest
-from conftest import GengateServer, ServerFactory
+from harness.processes import GengateServer, ServerFactory
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from conftest import assert_vidu_error
+from harness.vidu import assert_vidu_error
 from webhook_receiver import Receiver
 
 # The address rules do not touch the database: SQLite is enough.
