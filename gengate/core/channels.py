@@ -184,20 +184,19 @@ async def release_slot(conn: AsyncConnection, secret_id: int, units: int = 1) ->
 
 
 async def record_failure(conn: AsyncConnection, secret_id: int, now: float, *, base: float, cap: float,
-                         retry_after: float | None = None, grace: int = 0) -> None:
-    """Count one failure of the secret itself (its host refused, it is rate limited, it answered 5xx).
-
-    The backoff grows with the secret's own consecutive failures, never with one task's retries, and
-    only past `grace` failures in a row: a single payload the upstream chokes on (while other tasks
-    succeed and clear the count) never makes every other client wait. A `Retry-After` always wins.
+                         retry_after: float | None = None, back_off: bool = True) -> None:
+    """Count one failure of the secret (its streak, for its health) and back it off: by the upstream's
+    `Retry-After` when it gave one, else, with `back_off`, exponentially in the secret's own streak
+    (never in one task's retries). A 5xx to one task's create passes `back_off=False`: one payload
+    the upstream chokes on must not hold the secret back for other clients (interface.md "Submit").
     """
     failures = int(await conn.scalar(
         update(channel_secrets).where(channel_secrets.c.id == secret_id)
         .values(failures=channel_secrets.c.failures + 1).returning(channel_secrets.c.failures)) or 0)
     if retry_after is not None:
         delay = min(max(retry_after, 0.1), cap)
-    elif failures > grace:
-        delay = min(base * 2 ** min(failures - grace - 1, 10), cap) * random.uniform(0.8, 1.2)
+    elif back_off:
+        delay = min(base * 2 ** min(failures - 1, 10), cap) * random.uniform(0.8, 1.2)
     else:
         return
     await conn.execute(update(channel_secrets).where(channel_secrets.c.id == secret_id)

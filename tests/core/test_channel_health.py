@@ -62,21 +62,22 @@ async def test_slots_are_weighted_by_units(db: Database) -> None:
 async def test_failure_streak_is_the_secrets_own(db: Database) -> None:
     sid = await _channel(db, cap=None, name="streak")
     now = time.time()
-    async with db.write() as conn:  # inside the grace: counted, no backoff
-        await chan.record_failure(conn, sid, now, base=1.0, cap=60.0, grace=2)
-        await chan.record_failure(conn, sid, now, base=1.0, cap=60.0, grace=2)
+    async with db.write() as conn:  # a 5xx to one payload: counted, never a backoff
+        for _ in range(5):
+            await chan.record_failure(conn, sid, now, base=1.0, cap=60.0, back_off=False)
     row = await _secret(db, sid)
-    assert row.failures == 2 and row.backoff_until <= now
-    async with db.write() as conn:  # past it: backoff from the streak, capped
-        await chan.record_failure(conn, sid, now, base=1.0, cap=60.0, grace=2)
-    row = await _secret(db, sid)
-    assert row.failures == 3 and now + 0.7 <= row.backoff_until <= now + 1.3
+    assert row.failures == 5 and row.backoff_until <= now
     async with db.write() as conn:  # a success ends the streak
         await chan.clear_failures(conn, sid)
-        await chan.record_failure(conn, sid, now, base=1.0, cap=60.0, grace=2)
-    assert (await _secret(db, sid)).failures == 1
-    async with db.write() as conn:  # Retry-After always wins
-        await chan.record_failure(conn, sid, now, base=1.0, cap=60.0, retry_after=7, grace=2)
+        await chan.record_failure(conn, sid, now, base=1.0, cap=60.0)  # refused connection: backs off
+    row = await _secret(db, sid)
+    assert row.failures == 1 and now + 0.7 <= row.backoff_until <= now + 1.3
+    async with db.write() as conn:  # growing with the secret's own streak, capped
+        for _ in range(9):
+            await chan.record_failure(conn, sid, now, base=1.0, cap=60.0)
+    assert now + 48 <= (await _secret(db, sid)).backoff_until <= now + 72
+    async with db.write() as conn:  # Retry-After always wins, even on a 5xx
+        await chan.record_failure(conn, sid, now, base=1.0, cap=60.0, retry_after=7, back_off=False)
     assert abs((await _secret(db, sid)).backoff_until - (now + 7)) < 0.01
 
 

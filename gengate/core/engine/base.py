@@ -129,10 +129,10 @@ class EngineBase:
         delay = self.settings.backoff_base * (2 ** min(attempts, 10))
         return min(delay, self.settings.backoff_max) * random.uniform(0.8, 1.2)
 
-    async def _secret_failed(self, secret_id: int, retry_after: float | None = None, grace: int = 0) -> None:
+    async def _secret_failed(self, secret_id: int, retry_after: float | None = None, back_off: bool = True) -> None:
         async with self.db.write() as conn:
             await chan.record_failure(conn, secret_id, time.time(), base=self.settings.backoff_base,
-                                      cap=self.settings.backoff_max, retry_after=retry_after, grace=grace)
+                                      cap=self.settings.backoff_max, retry_after=retry_after, back_off=back_off)
 
     # ---------------------------------------------------------------- upstream calls
     def account(self, secret_id: int, channel_id: int) -> Account:

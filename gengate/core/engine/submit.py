@@ -209,8 +209,8 @@ class SubmitJob(ViewsJob):
             await self._secret_failed(secret_id, sub.retry_after)
             return await self._requeue(row, "create not accepted: HTTP 429", self._backoff(1, sub.retry_after))
         errors = row.submit_errors + 1
-        # The secret backs off only when failures follow each other across tasks (grace), not for one payload.
-        await self._secret_failed(secret_id, sub.retry_after, grace=2)
+        # Counted in the secret's streak (its health), but only the upstream's Retry-After backs it off.
+        await self._secret_failed(secret_id, sub.retry_after, back_off=False)
         if errors >= self.settings.submit_attempts:
             return await self._move(row, S.FAILED, f"create failed {errors} times in a row (last HTTP {reply.status})",
                                     submit_errors=errors, error_code=sub.error_code or "UpstreamError",
