@@ -48,8 +48,8 @@ async def upsert_sandbox_channels(db: Database, box: SecretBox, settings: Settin
             try:
                 async with db.write() as conn:
                     await chan.add_channel(conn, box, providers=provider_names(), provider=emu.provider,
-                                           base_url=f"{base}/{emu.provider}",
-                                           secrets=[secret], name=f"sandbox-{emu.provider}",
+                                           base_url=f"{base}/{emu.provider}{getattr(emu, 'base_path', '')}",
+                                           models=_models(emu), secrets=[secret], name=f"sandbox-{emu.provider}",
                                            max_concurrency=settings.sandbox_concurrency, upsert=True)
                 break
             except IntegrityError:
@@ -87,3 +87,10 @@ def _is_control(scope: Scope) -> bool:
     if root and path.startswith(root):
         path = path[len(root):]
     return path.lstrip("/").startswith(CONTROLS)
+
+
+def _models(emu: object) -> str | None:
+    """The models a sandbox channel serves: the emulator's `sandbox_models` (interface.md's sandbox
+    table; any other name is the family's model-not-found), or every model when it names none."""
+    models = getattr(emu, "sandbox_models", None)
+    return ",".join(models) if models else None
