@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -19,6 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.pool import NullPool
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+# Set to 1 to count the statements this process sends (shown on /metrics; bench/auth_get.py reads it).
+SQL_COUNT_ENV = "GENGATE_DEBUG_SQL_COUNT"
 _PG_MIGRATION_LOCK = 0x67656E67  # "geng": advisory lock id held while migrating
 
 
@@ -70,6 +73,15 @@ class Database:
         else:
             self._writer = create_async_engine(self.url, pool_size=10, max_overflow=20, pool_pre_ping=True)
             self._reader = self._writer
+        # Statements sent through either engine, when GENGATE_DEBUG_SQL_COUNT is set (None otherwise).
+        self.statements: int | None = None
+        if os.environ.get(SQL_COUNT_ENV, "") not in ("", "0"):
+            self.statements = 0
+            for engine in {self._writer, self._reader}:
+                event.listen(engine.sync_engine, "before_cursor_execute", self._count_statement)
+
+    def _count_statement(self, *_args: Any) -> None:
+        self.statements = (self.statements or 0) + 1
 
     @property
     def dialect(self) -> str:
