@@ -6,18 +6,22 @@ shared with other work on this machine and is left unpinned.
 
 Two figures per backend:
 - throughput: ~10 s of GETs at concurrency 32 after a 2 s warm-up → requests/s, p50, p99;
-- cost per request: 2,000 sequential GETs against a second server started with
+- cost per request: 500 sequential GETs against a second server started with
   GENGATE_DEBUG_SQL_COUNT=1, which counts every statement SQLAlchemy sends (read from /metrics). On
   PostgreSQL that server reaches the database through a counting proxy in this script that reads the
   wire protocol: every `ReadyForQuery` the server sends ends one round trip (a simple query, or an
   extended-protocol batch closed by Sync), and every `Query`/`Execute` the client sends is a statement
   on the wire (BEGIN, ROLLBACK and pre-ping included, which SQLAlchemy's counter does not see).
-  Background loops (poller, notifier, config check) run meanwhile; over 2,000 requests they add well
-  under 0.01 per request.
+  Background loops (poller, notifier, config check) run meanwhile: their rate, measured over an idle
+  window first, is taken out pro rata.
 
     python bench/auth_get.py [--backend sqlite|postgres|both] [--seconds 10] [--concurrency 32]
 
-Prints `RESULT backend=... rps=... p50_ms=... p99_ms=... errors=... statements_per_req=...
+The machine may be shared: `cpu_us_per_req` (gengate's own CPU time during the load, over the requests
+served) and its inverse `req_per_cpu_s` (what one whole core would serve) are the figures that survive
+contention; rps/p50/p99 are what the pinned core delivered during the run.
+
+Prints `RESULT backend=... rps=... p50_ms=... p99_ms=... errors=... cpu_us_per_req=... statements_per_req=...
 [wire_statements_per_req=... round_trips_per_req=...]`.
 """
 
@@ -39,12 +43,13 @@ import uuid
 from pathlib import Path
 
 import aiohttp
-from benchlib import free_port, stop, wait_http
+from benchlib import cpu_seconds, free_port, stop, wait_http
 
 PY = sys.executable
 BODY = {"type": "text2video", "input": {"prompts": [{"type": "text", "content": "a paper boat on a rainy street"}]},
         "settings": {"duration": 4, "model_version": "2.0", "resolution": "720p"}}
-SEQUENTIAL = 2000
+SEQUENTIAL = 500
+IDLE_SECONDS = 3.0
 
 
 def gengate(*args: str, env: dict[str, str], cpus: str | None = None) -> subprocess.Popen[bytes]:
@@ -74,10 +79,9 @@ class PgWireCounter:
 
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
-        server = self._loop.run_until_complete(asyncio.start_server(self._serve, "127.0.0.1", self.port))
+        self._server = self._loop.run_until_complete(asyncio.start_server(self._serve, "127.0.0.1", self.port))
         self._ready.set()
-        with server:
-            self._loop.run_forever()
+        self._loop.run_forever()
 
     def snapshot(self) -> tuple[int, int]:
         return self.round_trips, self.statements
@@ -85,8 +89,11 @@ class PgWireCounter:
     async def _serve(self, creader: asyncio.StreamReader, cwriter: asyncio.StreamWriter) -> None:
         sreader, swriter = await asyncio.open_connection("127.0.0.1", self.target_port)
         ssl_replies = asyncio.Queue[int]()
-        await asyncio.gather(self._client_side(creader, swriter, ssl_replies),
-                             self._server_side(sreader, cwriter, ssl_replies), return_exceptions=True)
+        sides = [asyncio.ensure_future(self._client_side(creader, swriter, ssl_replies)),
+                 asyncio.ensure_future(self._server_side(sreader, cwriter, ssl_replies))]
+        await asyncio.wait(sides, return_when=asyncio.FIRST_COMPLETED)  # one side closed: close both
+        for side in sides:
+            side.cancel()
         for w in (cwriter, swriter):
             w.close()
 
@@ -194,15 +201,25 @@ def count_per_request(data: Path, env: dict[str, str], url_of: str, key: str, ta
         wait_http(f"http://127.0.0.1:{port}/healthz")
         url = f"http://127.0.0.1:{port}/v1/tasks/{task_id}"
         asyncio.run(sequential(url, key, 50))  # warm: pool connections, prepared statements, caches
-        s0 = scrape_statements(port)
-        w0 = proxy.snapshot() if proxy else (0, 0)
-        asyncio.run(sequential(url, key, SEQUENTIAL))
-        w1 = proxy.snapshot() if proxy else (0, 0)
-        s1 = scrape_statements(port)
-        out = f"statements_per_req={(s1 - s0) / SEQUENTIAL:.2f}"
+
+        def window(work: float | None) -> tuple[float, int, int, int]:
+            """(seconds, statements, wire statements, round trips) over SEQUENTIAL GETs, or idle for `work` s."""
+            s0, w0, t0 = scrape_statements(port), proxy.snapshot() if proxy else (0, 0), time.perf_counter()
+            if work is None:
+                asyncio.run(sequential(url, key, SEQUENTIAL))
+            else:
+                time.sleep(work)
+            s1, w1, t1 = scrape_statements(port), proxy.snapshot() if proxy else (0, 0), time.perf_counter()
+            return t1 - t0, s1 - s0, w1[1] - w0[1], w1[0] - w0[0]
+
+        # The background loops' own statements, measured idle and taken out pro rata (the scrapes'
+        # own query is in both windows).
+        idle = window(IDLE_SECONDS)
+        busy = window(None)
+        per = [(busy[i] - idle[i] * busy[0] / idle[0]) / SEQUENTIAL for i in (1, 2, 3)]
+        out = f"statements_per_req={per[0]:.2f}"
         if proxy:
-            out += (f" wire_statements_per_req={(w1[1] - w0[1]) / SEQUENTIAL:.2f}"
-                    f" round_trips_per_req={(w1[0] - w0[0]) / SEQUENTIAL:.2f}")
+            out += f" wire_statements_per_req={per[1]:.2f} round_trips_per_req={per[2]:.2f}"
         return out
     finally:
         stop(srv)
@@ -235,12 +252,15 @@ def run_backend(backend: str, seconds: float, concurrency: int) -> None:
         with urllib.request.urlopen(urllib.request.Request(url, headers={"Authorization": f"Bearer {key}"})) as r:
             status = json.load(r)["status"]
         load(url, key, 2, concurrency)  # warm-up
+        cpu0 = cpu_seconds(srv.pid)
         rps, p50, p99, errors = load(url, key, seconds, concurrency)
+        cpu_per_req = (cpu_seconds(srv.pid) - cpu0) / max(1.0, rps * seconds)
         stop(srv)
         srv = None
         costs = count_per_request(data, env, url, key, task_id, proxy)
         print(f"RESULT backend={backend} task_status={status} rps={rps:.0f} p50_ms={p50:.2f} p99_ms={p99:.2f} "
-              f"errors={errors} concurrency={concurrency} {costs}", flush=True)
+              f"errors={errors} concurrency={concurrency} cpu_us_per_req={cpu_per_req * 1e6:.0f} "
+              f"req_per_cpu_s={1 / cpu_per_req if cpu_per_req else float('nan'):.0f} {costs}", flush=True)
     finally:
         stop(srv)
         stop(emu)
