@@ -10,18 +10,20 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import event
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # Set to 1 to count the statements this process sends (shown on /metrics; bench/auth_get.py reads it).
 SQL_COUNT_ENV = "GENGATE_DEBUG_SQL_COUNT"
+T = TypeVar("T")
 _PG_MIGRATION_LOCK = 0x67656E67  # "geng": advisory lock id held while migrating
 
 
@@ -71,8 +73,15 @@ class Database:
             # Reads run in autocommit (no BEGIN): one statement, one snapshot, no write lock.
             _sqlite_pragmas(self._reader, immediate=False)
         else:
-            self._writer = create_async_engine(self.url, pool_size=10, max_overflow=20, pool_pre_ping=True)
-            self._reader = self._writer
+            # No pool_pre_ping: it costs BEGIN + ping + ROLLBACK on every checkout. A connection the
+            # server dropped fails its first statement instead; SQLAlchemy then invalidates the whole
+            # pool (every connection older than the failure), and `run_read` retries a read once.
+            # pool_recycle keeps connections younger than typical server/proxy idle timeouts.
+            self._writer = create_async_engine(self.url, pool_size=10, max_overflow=20, pool_recycle=1800)
+            # Reads run in autocommit like SQLite's: one round trip per statement, no BEGIN/ROLLBACK
+            # around it (each statement is its own snapshot, as on SQLite).
+            self._reader = create_async_engine(self.url, pool_size=10, max_overflow=20, pool_recycle=1800,
+                                               isolation_level="AUTOCOMMIT", pool_reset_on_return=None)
         # Statements sent through either engine, when GENGATE_DEBUG_SQL_COUNT is set (None otherwise).
         self.statements: int | None = None
         if os.environ.get(SQL_COUNT_ENV, "") not in ("", "0"):
@@ -96,6 +105,18 @@ class Database:
     async def read(self) -> AsyncIterator[AsyncConnection]:
         async with self._reader.connect() as conn:
             yield conn
+
+    async def run_read(self, fn: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+        """`fn(conn)` on a read connection, run a second time if the server had dropped the connection
+        (after a database restart the first use of each pooled connection fails; reads are safe to repeat)."""
+        try:
+            async with self.read() as conn:
+                return await fn(conn)
+        except DBAPIError as exc:
+            if not exc.connection_invalidated:
+                raise
+        async with self.read() as conn:
+            return await fn(conn)
 
     async def migrate(self) -> None:
         """Apply Alembic migrations; on PostgreSQL under an advisory lock so processes may start at once."""
