@@ -86,7 +86,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                         lease_seconds=settings.lease_seconds)
         loops = {"poller": asyncio.create_task(poller.run(), name="poller"),
                  "notifier": asyncio.create_task(notifier.run(), name="notifier"),
-                 "webhooks": asyncio.create_task(sender.run(), name="webhooks")}
+                 "webhooks": asyncio.create_task(sender.run(), name="webhooks"),
+                 "config": asyncio.create_task(ctx.watch_config(), name="config")}
         for name, task in loops.items():
             task.add_done_callback(lambda t, n=name: _loop_died(n, t))
         health["loops"] = loops

@@ -12,7 +12,7 @@ import json
 import random
 import time
 from collections.abc import Collection
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import bindparam, case, insert, or_, select, update
@@ -222,13 +222,21 @@ async def disable_secret(conn: AsyncConnection, secret_id: int, reason: str) -> 
 
 
 class Router:
-    """The in-memory routing table: which secrets may take a new task for a provider and model."""
+    """The in-memory routing table: which secrets may take a new task for a provider and model.
+
+    Loaded once per `config_version` (see `refresh`); the channels that serve a (provider, model) are
+    matched once and kept until the next refresh, so a request only draws the weighted order."""
+
+    MAX_ROUTES = 4096  # (provider, model) pairs remembered; model names come from clients
 
     def __init__(self, box: SecretBox) -> None:
         self._box = box
         self.version: str | None = None
         self.channels: dict[int, Channel] = {}
         self.secrets: dict[int, Secret] = {}
+        # (provider, model) -> enabled serving channels with live secrets, by priority (highest first)
+        self._routes: dict[tuple[str, str], tuple[tuple[Channel, ...], ...]] = {}
+        self._served: dict[tuple[str, str], bool] = {}
 
     async def refresh(self, conn: AsyncConnection, version: str | None = None) -> None:
         version = version if version is not None else await config_version(conn)
@@ -249,27 +257,51 @@ class Router:
                                    models=models, priority=ch.priority, weight=ch.weight,
                                    options=json.loads(ch.options or "{}"), enabled=ch.enabled,
                                    secrets=tuple(by_channel.get(ch.id, ())), deleted=ch.deleted_at is not None)
+        self.load(chans, secrets, version)
+
+    def load(self, chans: dict[int, Channel], secrets: dict[int, Secret], version: str | None) -> None:
+        """Install a routing table (what `refresh` read), forgetting every per-model match."""
         self.channels, self.secrets, self.version = chans, secrets, version
+        self._routes, self._served = {}, {}
+
+    def _remember(self, cache: dict[tuple[str, str], Any], key: tuple[str, str], value: Any) -> None:
+        if len(cache) >= self.MAX_ROUTES:  # a flood of made-up model names must not grow memory
+            cache.clear()
+        cache[key] = value
 
     def has_channel(self, provider: str, model: str) -> bool:
-        return any(c.provider == provider and not c.deleted and c.serves(model) for c in self.channels.values())
+        served = self._served.get((provider, model))
+        if served is None:
+            served = any(c.provider == provider and not c.deleted and c.serves(model)
+                         for c in self.channels.values())
+            self._remember(self._served, (provider, model), served)
+        return served
+
+    def _tiers(self, provider: str, model: str) -> tuple[tuple[Channel, ...], ...]:
+        tiers = self._routes.get((provider, model))
+        if tiers is None:
+            by_prio: dict[int, list[Channel]] = {}
+            for ch in self.channels.values():
+                if ch.enabled and ch.provider == provider and ch.serves(model):
+                    live = tuple(s for s in ch.secrets if s.enabled)
+                    if live:
+                        by_prio.setdefault(ch.priority, []).append(replace(ch, secrets=live))
+            tiers = tuple(tuple(by_prio[p]) for p in sorted(by_prio))
+            self._remember(self._routes, (provider, model), tiers)
+        return tiers
 
     def candidates(self, provider: str, model: str, avoid_channel: int | None = None) -> list[Secret]:
         """Enabled secrets that serve the model: the lowest `priority` number first (interface.md),
         weighted random in a tier, the channel to avoid (the one that just failed) last."""
-        tiers: dict[int, list[Channel]] = {}
-        for ch in self.channels.values():
-            if ch.enabled and ch.provider == provider and ch.serves(model):
-                tiers.setdefault(ch.priority, []).append(ch)
         ordered: list[Secret] = []
-        for prio in sorted(tiers):
-            tier = tiers[prio]
+        for tier in self._tiers(provider, model):
             pool = list(tier)
             while pool:
-                pick = random.choices(pool, weights=[c.weight for c in pool])[0]
+                pick = pool[0] if len(pool) == 1 else random.choices(pool, weights=[c.weight for c in pool])[0]
                 pool.remove(pick)
-                live = [s for s in pick.secrets if s.enabled]
-                random.shuffle(live)
+                live = list(pick.secrets)
+                if len(live) > 1:
+                    random.shuffle(live)
                 ordered.extend(live)
         if avoid_channel is not None:
             ordered.sort(key=lambda s: s.channel_id == avoid_channel)

@@ -262,6 +262,7 @@ async def versions(conn: AsyncConnection, ids: list[int]) -> dict[int, float]:
     return {r.id: r.updated_at for r in rows}
 
 
-async def count_by_state(conn: AsyncConnection) -> dict[str, int]:
-    rows = await conn.execute(text("SELECT state, COUNT(*) FROM tasks GROUP BY state"))
-    return {r[0]: int(r[1]) for r in rows}
+async def count_by_provider_state(conn: AsyncConnection) -> dict[tuple[str, str], int]:
+    """Tasks per (provider, state), for `/metrics`."""
+    rows = await conn.execute(text("SELECT provider, state, COUNT(*) FROM tasks GROUP BY provider, state"))
+    return {(r[0], r[1]): int(r[2]) for r in rows}

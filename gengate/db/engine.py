@@ -9,16 +9,24 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
-from collections.abc import AsyncIterator
+import os
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import event
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+# Set to 1 to count the statements this process sends (shown on /metrics; bench/auth_get.py reads it).
+SQL_COUNT_ENV = "GENGATE_DEBUG_SQL_COUNT"
+T = TypeVar("T")
+# A pooled PostgreSQL connection unused this long is pinged before use (a busy one never is).
+IDLE_PING_SECONDS = 30.0
 _PG_MIGRATION_LOCK = 0x67656E67  # "geng": advisory lock id held while migrating
 
 
@@ -49,6 +57,29 @@ def _sqlite_pragmas(engine: AsyncEngine, *, immediate: bool) -> None:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+def _ping_when_idle(engine: AsyncEngine, idle: float) -> None:
+    """At checkout, replace a pooled connection the server closed (asyncpg saw the socket close: no
+    round trip to tell), and ping one unused for `idle` seconds (a silent drop: NAT, firewall). Raising
+    DisconnectionError makes the pool replace the connection (SQLAlchemy's pessimistic disconnect
+    handling, without pre-ping's BEGIN + ping + ROLLBACK on every use)."""
+
+    @event.listens_for(engine.sync_engine, "checkin")
+    def _on_checkin(_dbapi_conn: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _on_checkout(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        if dbapi_conn.driver_connection.is_closed():  # a restarted or terminated server backend
+            raise DisconnectionError("the server closed this connection")
+        since = record.info.get("idle_since")
+        if since is None or time.monotonic() - since < idle:
+            return
+        try:
+            dbapi_conn.ping()
+        except Exception as exc:
+            raise DisconnectionError("connection dropped while idle") from exc
+
+
 class Database:
     """Two engines over one database: `write()` for transactions that change rows, `read()` for reads."""
 
@@ -68,8 +99,29 @@ class Database:
             # Reads run in autocommit (no BEGIN): one statement, one snapshot, no write lock.
             _sqlite_pragmas(self._reader, immediate=False)
         else:
-            self._writer = create_async_engine(self.url, pool_size=10, max_overflow=20, pool_pre_ping=True)
-            self._reader = self._writer
+            # No pool_pre_ping: it costs BEGIN + ping + ROLLBACK on every checkout. A connection the
+            # server closed is replaced at checkout for free, one idle for long is pinged
+            # (_ping_when_idle). A dropped connection that still gets through fails its first
+            # statement: SQLAlchemy then invalidates the whole pool, and `run_read` retries a read once.
+            # pool_recycle keeps connections younger than typical server/proxy idle timeouts.
+            self._writer = create_async_engine(self.url, pool_size=10, max_overflow=20, pool_recycle=1800,
+                                               pool_use_lifo=True)
+            # Reads run in autocommit like SQLite's: one round trip per statement, no BEGIN/ROLLBACK
+            # around it (each statement is its own snapshot, as on SQLite).
+            self._reader = create_async_engine(self.url, pool_size=10, max_overflow=20, pool_recycle=1800,
+                                               pool_use_lifo=True, isolation_level="AUTOCOMMIT",
+                                               pool_reset_on_return=None)
+            for engine in (self._writer, self._reader):
+                _ping_when_idle(engine, IDLE_PING_SECONDS)
+        # Statements sent through either engine, when GENGATE_DEBUG_SQL_COUNT is set (None otherwise).
+        self.statements: int | None = None
+        if os.environ.get(SQL_COUNT_ENV, "") not in ("", "0"):
+            self.statements = 0
+            for engine in {self._writer, self._reader}:
+                event.listen(engine.sync_engine, "before_cursor_execute", self._count_statement)
+
+    def _count_statement(self, *_args: Any) -> None:
+        self.statements = (self.statements or 0) + 1
 
     @property
     def dialect(self) -> str:
@@ -84,6 +136,18 @@ class Database:
     async def read(self) -> AsyncIterator[AsyncConnection]:
         async with self._reader.connect() as conn:
             yield conn
+
+    async def run_read(self, fn: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+        """`fn(conn)` on a read connection, run a second time if the server had dropped the connection
+        (after a database restart the first use of each pooled connection fails; reads are safe to repeat)."""
+        try:
+            async with self.read() as conn:
+                return await fn(conn)
+        except DBAPIError as exc:
+            if not exc.connection_invalidated:
+                raise
+        async with self.read() as conn:
+            return await fn(conn)
 
     async def migrate(self) -> None:
         """Apply Alembic migrations; on PostgreSQL under an advisory lock so processes may start at once."""

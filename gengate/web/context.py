@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import bindparam, select
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gengate.config import Settings
 from gengate.core.adaptor import TaskAdaptor
@@ -13,7 +19,7 @@ from gengate.core.channels import Router
 from gengate.core.crypto import hash_key
 from gengate.core.engine import TaskEngine
 from gengate.core.errors import AuthError
-from gengate.core.keys import ClientKey, _patterns
+from gengate.core.keys import CachedKey, ClientKey, KeyCache, _patterns
 from gengate.core.notify import Notifier
 from gengate.db.engine import Database
 from gengate.db.models import keys, settings_kv
@@ -21,10 +27,14 @@ from gengate.net.ssrf import GuardPolicy
 from gengate.storage.base import Storage
 from gengate.storage.signing import UrlSigner
 
-# One query per request: the key, and the config version that says whether channels changed.
-_AUTH = select(keys.c.id, keys.c.name, keys.c.credits, keys.c.models, keys.c.expires_at, keys.c.revoked_at,
-               select(settings_kv.c.value).where(settings_kv.c.name == "config_version").scalar_subquery()
-               .label("cv")).where(keys.c.key_hash == bindparam("h"))
+log = logging.getLogger("gengate.config")
+
+# How often each process reads `config_version` (the contract: a key or channel change is seen within 2 s).
+CONFIG_CHECK_SECONDS = 1.0
+
+_KEY = select(keys.c.id, keys.c.name, keys.c.credits, keys.c.models, keys.c.expires_at,
+              keys.c.revoked_at).where(keys.c.key_hash == bindparam("h"))
+_CONFIG_VERSION = select(settings_kv.c.value).where(settings_kv.c.name == "config_version")
 
 
 @dataclass
@@ -38,19 +48,57 @@ class AppContext:
     signer: UrlSigner
     adaptors: Mapping[str, TaskAdaptor]
     url_policy: GuardPolicy
+    key_cache: KeyCache = field(default_factory=KeyCache)
 
     async def authenticate(self, presented: str | None) -> ClientKey:
-        """Check a client key, and pick up key/channel changes made since the last request (one query)."""
-        import time
-
+        """Check a client key: from this process's key cache, or one query on a miss."""
         if not presented:
             raise AuthError("You didn't provide an API key.")
-        async with self.db.read() as conn:
-            row = (await conn.execute(_AUTH, {"h": hash_key(presented)})).first()
-            if row is not None and (row.cv or "") != self.router.version:
-                await self.router.refresh(conn, row.cv or "")
-        if row is None or row.revoked_at is not None:
+        h = hash_key(presented)
+        cached = self.key_cache.get(h)
+        if cached is None:
+            generation = self.key_cache.generation()
+            row = await self.db.run_read(lambda conn: _fetch_key(conn, h))
+            cached = _cached_key(row)
+            self.key_cache.put(h, cached, generation)
+        if cached.key is None or cached.revoked:
             raise AuthError("Incorrect API key provided.")
-        if row.expires_at is not None and row.expires_at <= time.time():
+        if cached.expires_at is not None and cached.expires_at <= time.time():
             raise AuthError("This API key has expired.")
-        return ClientKey(id=row.id, name=row.name, credits=row.credits, models=_patterns(row.models))
+        return cached.key
+
+    async def reload_config(self, version: str | None = None) -> None:
+        """Forget cached keys and reload the routing table: the one place a key or channel change
+        lands. The config watcher calls it when `config_version` moves; a cross-process bus (Redis,
+        later) calls it on a change message. `version`: the new value, read again when None."""
+        self.key_cache.clear()
+        async with self.db.read() as conn:
+            await self.router.refresh(conn, version)
+
+    async def watch_config(self, interval: float = CONFIG_CHECK_SECONDS) -> None:
+        """Background loop: one small read of `config_version` per interval, whatever the traffic."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                version = await self.db.run_read(_read_config_version)
+                if version != self.router.version:
+                    await self.reload_config(version)
+            except Exception as exc:  # the database may be down for a while: keep checking
+                # Unable to tell whether a key was revoked: stop trusting the cache until a check works.
+                self.key_cache.clear()
+                log.warning("config check failed: %s", exc)
+
+
+async def _fetch_key(conn: AsyncConnection, key_hash: str) -> Row[Any] | None:
+    return (await conn.execute(_KEY, {"h": key_hash})).first()
+
+
+async def _read_config_version(conn: AsyncConnection) -> str:
+    return await conn.scalar(_CONFIG_VERSION) or ""
+
+
+def _cached_key(row: Row[Any] | None) -> CachedKey:
+    if row is None:
+        return CachedKey(key=None)
+    return CachedKey(key=ClientKey(id=row.id, name=row.name, credits=row.credits, models=_patterns(row.models)),
+                     expires_at=row.expires_at, revoked=row.revoked_at is not None)
