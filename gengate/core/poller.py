@@ -11,6 +11,8 @@ import asyncio
 import logging
 import time
 
+from sqlalchemy.exc import DBAPIError
+
 from gengate.core import tasks as store
 from gengate.core.engine import TaskEngine
 
@@ -46,9 +48,14 @@ class Poller:
             asked = min(self.batch, free)
             rows = []
             if asked > 0:
-                async with db.write() as conn:
-                    rows = await store.lease_due(conn, db.dialect, self.engine.owner, time.time(),
-                                                 self.lease_seconds, asked)
+                try:
+                    async with db.write() as conn:
+                        rows = await store.lease_due(conn, db.dialect, self.engine.owner, time.time(),
+                                                     self.lease_seconds, asked)
+                except (DBAPIError, OSError) as exc:  # the database is away: the loop waits, it does not die
+                    log.warning("poller: could not lease due tasks (%s); retrying", type(exc).__name__)
+                    await asyncio.sleep(max(self.tick, 1.0))
+                    continue
             self.rounds += 1
             for row in rows:
                 await self._sem.acquire()

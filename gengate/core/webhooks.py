@@ -19,6 +19,7 @@ import time
 from typing import Any
 
 from sqlalchemy import and_, insert, select, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gengate.core.crypto import SecretBox
@@ -65,7 +66,12 @@ class WebhookSender:
     async def run(self) -> None:
         while True:
             self._wake.clear()
-            rows = await self._lease(50)
+            try:
+                rows = await self._lease(50)
+            except (DBAPIError, OSError) as exc:  # the database is away: the loop waits, it does not die
+                log.warning("webhooks: could not lease deliveries (%s); retrying", type(exc).__name__)
+                await asyncio.sleep(max(self.tick, 1.0))
+                continue
             if rows:
                 await asyncio.gather(*(self._deliver(r) for r in rows))
             else:

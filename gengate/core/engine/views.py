@@ -22,8 +22,7 @@ S = TaskState
 
 class ViewsJob(EngineBase):
     async def owned(self, key: ClientKey, public_id: str, provider: str | None = None) -> Row[Any]:
-        async with self.db.read() as conn:
-            row = await store.find_owned(conn, public_id, key.id, provider)
+        row = await self.db.run_read(lambda conn: store.find_owned(conn, public_id, key.id, provider))
         if row is None:
             raise NotFound("task not found")
         return row
@@ -42,8 +41,7 @@ class ViewsJob(EngineBase):
             return await store.count_owned(conn, key.id, provider=provider, origin=origin)
 
     async def view(self, row: Row[Any]) -> TaskView:
-        async with self.db.read() as conn:
-            return await self._view(conn, row)
+        return await self.db.run_read(lambda conn: self._view(conn, row))
 
     async def _view(self, conn: Any, row: Row[Any]) -> TaskView:
         outs = await store.outputs_of(conn, row.id) if row.state == S.SUCCEEDED else []
