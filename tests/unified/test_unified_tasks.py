@@ -173,7 +173,7 @@ async def test_unknown_paths_and_methods_are_openai_shaped(server, vidu, http):
             answer = await call(http, method, server.url + path, key)
             assert_openai_error(answer, 404)
             assert "detail" not in answer.text
-    for method, path in (("DELETE", f"/v1/tasks/{task_id}"), ("PUT", f"/v1/tasks/{task_id}"),
+    for method, path in (("PATCH", f"/v1/tasks/{task_id}"), ("PUT", f"/v1/tasks/{task_id}"),
                          ("GET", f"/v1/tasks/{task_id}/cancel"), ("POST", f"/v1/tasks/{task_id}/events")):
         answer = await call(http, method, server.url + path, key)
         assert_openai_error(answer, 405)

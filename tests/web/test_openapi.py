@@ -104,7 +104,8 @@ async def test_served_openapi_lists_the_families(server: Any) -> None:
     assert set(paths["/vidu/v1/tasks"]) == {"post"}
     assert set(paths["/vidu/v1/tasks/{task_id}"]) == {"get", "delete"}
     assert set(paths["/vidu/v1/tasks/state"]) == {"get"}
-    assert set(paths["/v1/tasks/{task_id}"]) == {"get"}
+    assert set(paths["/v1/tasks"]) == {"get"}
+    assert set(paths["/v1/tasks/{task_id}"]) == {"get", "delete"}
     assert set(paths["/v1/tasks/{task_id}/events"]) == {"get"}
     assert set(paths["/v1/tasks/{task_id}/cancel"]) == {"post"}
     assert not any(p.startswith("/_sandbox") for p in paths)
@@ -130,7 +131,7 @@ async def test_unknown_paths_and_methods_answer_in_the_family_envelope(server: A
     async with httpx.AsyncClient(base_url=server.url, headers=headers) as client:
         for path in ("/vidu/v1/nope", "/vidu/v1/tasks/1/2/3", "/vidu/ent/v2/unknown", "/vidu"):
             _vidu_envelope(await client.get(path), 404, "NotFound")
-        for path in ("/v1/tasks/abc/nope", "/v1/tasks/a/b/c", "/v1/tasks"):
+        for path in ("/v1/tasks/abc/nope", "/v1/tasks/a/b/c", "/v1/tasks/a/events/b"):
             _openai_envelope(await client.get(path), 404, "unknown_url")
         reply = await client.put("/vidu/v1/tasks/123")
         _vidu_envelope(reply, 405, "BadRequest")
@@ -138,9 +139,9 @@ async def test_unknown_paths_and_methods_answer_in_the_family_envelope(server: A
         reply = await client.get("/vidu/v1/tasks")
         _vidu_envelope(reply, 405, "BadRequest")
         assert reply.headers["allow"] == "POST"
-        reply = await client.delete("/v1/tasks/abc")
+        reply = await client.patch("/v1/tasks/abc")
         _openai_envelope(reply, 405, "method_not_allowed")
-        assert reply.headers["allow"] == "GET"
+        assert reply.headers["allow"] == "GET, DELETE"
         reply = await client.get("/v1/tasks/abc/cancel")
         _openai_envelope(reply, 405, "method_not_allowed")
         assert reply.headers["allow"] == "POST"
