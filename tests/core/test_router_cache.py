@@ -52,7 +52,7 @@ def test_candidates_match_each_model_once_and_order_by_priority(router: Router, 
                         (3, "vidu", None, 1, False), (4, "kling", "*", 9, True)), "v1")
     for _ in range(50):
         ids = [s.id for s in router.candidates("vidu", "viduq1")]
-        assert sorted(ids[:2]) == [21, 22] and sorted(ids[2:]) == [11, 12]  # priority 5 tier first
+        assert sorted(ids[:2]) == [11, 12] and sorted(ids[2:]) == [21, 22]  # lowest priority number first
         assert router.has_channel("vidu", "viduq1")
     assert matches["viduq1"] <= 3  # one pass over the channels, not one per request
     assert [s.channel_id for s in router.candidates("vidu", "vidu2.0")] == [2, 2]

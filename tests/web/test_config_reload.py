@@ -76,8 +76,8 @@ async def test_a_disabled_channel_takes_no_new_task_within_2_s(server, emulator,
     disables it; from 2 s later every new task goes to the other."""
     first, second = emulator.new_secret(), emulator.new_secret()
     base = emulator.provider_url("vidu")
-    server.add_channel("vidu", base, first, name="preferred", extra=("--priority", "10"))
-    server.add_channel("vidu", base, second, name="fallback")
+    server.add_channel("vidu", base, first, name="preferred", extra=("--priority", "0"))
+    server.add_channel("vidu", base, second, name="fallback", extra=("--priority", "10"))
     key = server.make_key()
     headers = {"Authorization": f"Token {key}"}
 
