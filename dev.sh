@@ -17,6 +17,7 @@ cmd=${1:-}
 shift || true
 case "$cmd" in
   sandbox) exec "$VENV/bin/gengate" serve --sandbox "$@" ;;
-  test) exec "$VENV/bin/python" -m pytest "$@" ;;
+  # End-to-end tests mostly wait on their servers: GENGATE_TEST_WORKERS pytest workers (one module each)
+  test) exec "$VENV/bin/python" -m pytest -n "${GENGATE_TEST_WORKERS:-4}" --dist loadscope "$@" ;;
   *) echo "usage: ./dev.sh sandbox [serve options] | ./dev.sh test [pytest options]" >&2; exit 2 ;;
 esac

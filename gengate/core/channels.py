@@ -189,16 +189,18 @@ async def record_failure(conn: AsyncConnection, secret_id: int, now: float, *, b
     `Retry-After` when it gave one, else, with `back_off`, exponentially in the secret's own streak
     (never in one task's retries). A 5xx to one task's create passes `back_off=False`: one payload
     the upstream chokes on must not hold the secret back for other clients (interface.md "Submit").
+    Without either, nothing is counted either: a streak that never backs the secret off must not
+    lengthen the next real backoff.
     """
+    if retry_after is None and not back_off:
+        return
     failures = int(await conn.scalar(
         update(channel_secrets).where(channel_secrets.c.id == secret_id)
         .values(failures=channel_secrets.c.failures + 1).returning(channel_secrets.c.failures)) or 0)
     if retry_after is not None:
         delay = min(max(retry_after, 0.1), cap)
-    elif back_off:
-        delay = min(base * 2 ** min(failures - 1, 10), cap) * random.uniform(0.8, 1.2)
     else:
-        return
+        delay = min(base * 2 ** min(failures - 1, 10), cap) * random.uniform(0.8, 1.2)
     await conn.execute(update(channel_secrets).where(channel_secrets.c.id == secret_id)
                        .values(backoff_until=now + delay))
 
@@ -234,7 +236,7 @@ class Router:
         self.version: str | None = None
         self.channels: dict[int, Channel] = {}
         self.secrets: dict[int, Secret] = {}
-        # (provider, model) -> enabled serving channels with live secrets, by priority (highest first)
+        # (provider, model) -> enabled serving channels with live secrets, lowest --priority number first
         self._routes: dict[tuple[str, str], tuple[tuple[Channel, ...], ...]] = {}
         self._served: dict[tuple[str, str], bool] = {}
 

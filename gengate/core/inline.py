@@ -13,18 +13,39 @@ from gengate.storage.base import Storage
 
 async def stash(storage: Storage, value: str) -> str:
     data = value.encode()
-    key = f"inline/{hashlib.sha256(data).hexdigest()}"
+    key = f"{_KEYS}{hashlib.sha256(data).hexdigest()}"
     if await storage.stat(key) is None:
         await storage.put_bytes(key, data, "text/plain")
     return INLINE_PREFIX + key
 
 
+_KEYS = "inline/"  # where stashed text lives in storage; a reference never points anywhere else
+
+
+def mentions_stash(value: Any, depth: int = 0) -> bool:
+    """Whether a client's request holds a string in the form of a stash reference (refused: only
+    gengate writes those, and reading one back must never reach other storage keys)."""
+    if isinstance(value, str):
+        return value.startswith(INLINE_PREFIX)
+    if depth > 600:  # deeper than any body read_json accepts
+        return False
+    if isinstance(value, dict):
+        return any(mentions_stash(k, depth + 1) or mentions_stash(v, depth + 1) for k, v in value.items())
+    if isinstance(value, list):
+        return any(mentions_stash(v, depth + 1) for v in value)
+    return False
+
+
 async def unstash(storage: Storage, value: Any) -> Any:
-    """`value` with every stashed reference read back from storage (a new structure)."""
+    """`value` with every stashed reference read back from storage (a new structure). Raises
+    `LookupError` for a reference outside the stash or one whose text is gone."""
     if isinstance(value, str):
         if not value.startswith(INLINE_PREFIX):
             return value
-        chunks = [chunk async for chunk in storage.open_range(value[len(INLINE_PREFIX):])]
+        key = value[len(INLINE_PREFIX):]
+        if not key.startswith(_KEYS) or "/" in key[len(_KEYS):] or await storage.stat(key) is None:
+            raise LookupError("no such stashed media")
+        chunks = [chunk async for chunk in storage.open_range(key)]
         return b"".join(chunks).decode()
     if isinstance(value, dict):
         return {k: await unstash(storage, v) for k, v in value.items()}

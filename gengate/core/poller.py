@@ -42,7 +42,6 @@ class Poller:
     async def run(self) -> None:
         db = self.engine.db
         while True:
-            self.last_round_at = time.time()
             self._wake.clear()  # before leasing, so a wake-up during the round is not lost
             free = self._sem._value  # only lease what we can start now
             asked = min(self.batch, free)
@@ -57,6 +56,7 @@ class Poller:
                     await asyncio.sleep(max(self.tick, 1.0))
                     continue
             self.rounds += 1
+            self.last_round_at = time.time()  # after the lease worked: /healthz sees a stalled database
             for row in rows:
                 await self._sem.acquire()
                 t = asyncio.create_task(self._handle(row))

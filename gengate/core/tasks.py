@@ -32,14 +32,17 @@ _INSERT_EVENT = insert(task_events)
 
 @lru_cache(maxsize=256)
 def _guarded_update(columns: frozenset[str]) -> Any:
-    """`UPDATE tasks SET <columns> WHERE id = :w_id AND state = :w_state RETURNING *`, built once per column set."""
-    return (update(tasks).where(tasks.c.id == bindparam("w_id"), tasks.c.state == bindparam("w_state"))
+    """`UPDATE tasks SET <columns> WHERE id = :w_id AND state = :w_state AND attempts = :w_attempts
+    RETURNING *`, built once per column set. `attempts` grows with every slot a task takes, so a task
+    read before it was requeued and re-submitted (same state, another secret) is not moved by a stale copy."""
+    return (update(tasks).where(tasks.c.id == bindparam("w_id"), tasks.c.state == bindparam("w_state"),
+                                tasks.c.attempts == bindparam("w_attempts"))
             .values({c: bindparam(f"v_{c}") for c in sorted(columns)}).returning(*tasks.c))
 
 
 async def _update_guarded(conn: AsyncConnection, task: Row[Any], values: dict[str, Any]) -> Row[Any] | None:
     params = {f"v_{k}": v for k, v in values.items()}
-    params.update(w_id=task.id, w_state=task.state)
+    params.update(w_id=task.id, w_state=task.state, w_attempts=task.attempts)
     return (await conn.execute(_guarded_update(frozenset(values)), params)).first()
 
 
@@ -214,12 +217,20 @@ async def record_upstream_id(conn: AsyncConnection, task_id: int, upstream_id: s
                        .values(upstream_id=upstream_id))
 
 
-async def bound_jobs(conn: AsyncConnection, secret_id: int, upstream_ids: list[str]) -> set[str]:
-    """Which of these upstream jobs of one secret a task is already bound to."""
+async def bound_jobs(conn: AsyncConnection, secret_id: int, upstream_ids: list[str], *,
+                     exclude_task: int | None = None) -> set[str]:
+    """Which of these upstream jobs of one secret a task (other than `exclude_task`) is bound to."""
     if not upstream_ids:
         return set()
-    return set((await conn.execute(select(tasks.c.upstream_id).where(
-        tasks.c.secret_id == secret_id, tasks.c.upstream_id.in_(upstream_ids)))).scalars())
+    query = select(tasks.c.upstream_id).where(tasks.c.secret_id == secret_id, tasks.c.upstream_id.in_(upstream_ids))
+    if exclude_task is not None:
+        query = query.where(tasks.c.id != exclude_task)
+    return set((await conn.execute(query)).scalars())
+
+
+async def lock_task(conn: AsyncConnection, task_id: int) -> None:
+    """Hold the task's row until the transaction ends (SQLite: the one writer holds it anyway)."""
+    await conn.execute(select(tasks.c.id).where(tasks.c.id == task_id).with_for_update())
 
 
 async def insert_outputs(conn: AsyncConnection, task_id: int, now: float,

@@ -17,6 +17,7 @@ from starlette.responses import StreamingResponse
 from gengate.core import idempotency, inline
 from gengate.core import tasks as store
 from gengate.core.adaptor import OwnedTask, Parent, TaskAdaptor, TaskView
+from gengate.core.errors import InvalidRequest, NotFound
 from gengate.core.keys import ClientKey
 from gengate.core.states import TERMINAL, TaskState
 from gengate.net.ssrf import check_url
@@ -62,6 +63,8 @@ async def create_task(ctx: AppContext, request: Request, key: ClientKey, adaptor
     that take base64 images take several MB)."""
     if body is None:
         body = await read_json(request, body_limit or ctx.settings.max_body_bytes)
+    if inline.mentions_stash(body):
+        raise InvalidRequest("The request holds a string gengate reserves for its own stored media.")
     value = request.headers.get("idempotency-key")
     claim = None
     if value is not None:
@@ -71,7 +74,8 @@ async def create_task(ctx: AppContext, request: Request, key: ClientKey, adaptor
         if claim.task_id is not None:
             async with ctx.db.read() as conn:
                 row = await store.get_row(conn, claim.task_id)
-            assert row is not None
+            if row is None or row.deleted_at is not None:  # the task it made was deleted since
+                raise NotFound("The task this Idempotency-Key created was deleted.")
             return await ctx.engine.view(row)
     try:
         prepared = await adaptor.prepare(body, KeyResolver(ctx, key))

@@ -62,14 +62,13 @@ async def test_slots_are_weighted_by_units(db: Database) -> None:
 async def test_failure_streak_is_the_secrets_own(db: Database) -> None:
     sid = await _channel(db, cap=None, name="streak")
     now = time.time()
-    async with db.write() as conn:  # a 5xx to one payload: counted, never a backoff
+    async with db.write() as conn:  # a 5xx to one payload: neither a backoff nor a longer next one
         for _ in range(5):
             await chan.record_failure(conn, sid, now, base=1.0, cap=60.0, back_off=False)
     row = await _secret(db, sid)
-    assert row.failures == 5 and row.backoff_until <= now
-    async with db.write() as conn:  # a success ends the streak
-        await chan.clear_failures(conn, sid)
-        await chan.record_failure(conn, sid, now, base=1.0, cap=60.0)  # refused connection: backs off
+    assert row.failures == 0 and row.backoff_until <= now
+    async with db.write() as conn:  # refused connection: backs off from the start of a streak
+        await chan.record_failure(conn, sid, now, base=1.0, cap=60.0)
     row = await _secret(db, sid)
     assert row.failures == 1 and now + 0.7 <= row.backoff_until <= now + 1.3
     async with db.write() as conn:  # growing with the secret's own streak, capped

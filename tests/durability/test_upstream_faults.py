@@ -262,3 +262,27 @@ async def test_a_create_the_upstream_keeps_failing_ends_and_never_stalls_others(
     errors = gw.db_query(f"SELECT submit_errors FROM tasks WHERE id = {poison['id']}")[0]["submit_errors"]
     assert errors == 10
     assert healthy < 15, f"healthy tasks took {healthy:.1f} s beside the failing one"
+
+
+async def test_a_child_pinned_to_a_rejected_secret_fails_with_its_refund(gw, emu):
+    """An upscale must run on the account that made its creation. When that account's secret is
+    rejected upstream (401) the secret is disabled and the child fails with its refund at once,
+    instead of waiting (or retrying on the disabled secret) until its deadline."""
+    m, secret = model(), emu.new_secret()
+    await asyncio.to_thread(gw.channel_add, emu.provider_url("vidu"), secret, name=f"pinned-{m}", models=m)
+    name, key = await asyncio.to_thread(gw.make_named_key, None, START)
+    async with http_session() as http:
+        client = Client(http, gw.url, key)
+        parent = await client.wait((await client.create_ok(body("a parent", m)))["id"])
+        assert parent["state"] == "success", parent
+        emu.fault(provider="vidu", op="create", secret=secret, kind="status", status=401, body_contains='"upscale"')
+        upscale = {"type": "upscale", "input": {"creation_id": parent["creations"][0]["id"]},
+                   "settings": {"model": "stable", "duration": 4}}
+        began = time.monotonic()
+        child = await client.create_ok(upscale)
+        final = await client.wait(child["id"], within=20)
+    assert final["state"] == "failed", final
+    assert time.monotonic() - began < 10
+    await finish(gw, emu, name, 2, (secret,), all_succeed=False)
+    [shown] = next(c for c in gw.channels() if c["name"] == f"pinned-{m}")["secrets"]
+    assert shown["enabled"] is False, shown

@@ -45,6 +45,7 @@ DURABILITY_ENV = {
     "GENGATE_IDEMPOTENCY_RELEASE": "2",
     "GENGATE_TASK_DEADLINE": "90",
 }
+CONFIG_CHECK = 1.1  # seconds: a server checks config_version once a second
 EMULATOR_TASK_SECONDS = 1.5  # each emulated job takes 0.45-1.5 s
 DB_TERMINAL = ("succeeded", "failed", "cancelled")
 # What every task below costs: text2video, 4 s, the default model (vidu-1: 540p). The formula is
@@ -112,7 +113,9 @@ class Server(GengateServer):
             extra += ["--priority", str(priority)]
         if max_concurrency is not None:
             extra += ["--max-concurrency", str(max_concurrency)]
-        return self.add_channel("vidu", base_url, *secrets_, name=name, extra=tuple(extra))
+        channel = self.add_channel("vidu", base_url, *secrets_, name=name, extra=tuple(extra))
+        time.sleep(CONFIG_CHECK)  # a running server sees the new channel within one config check
+        return channel
 
     def channels(self) -> list[dict[str, Any]]:
         return json.loads(self.cli("channels", "list", "--json").strip().splitlines()[-1])

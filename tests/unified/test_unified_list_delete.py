@@ -67,3 +67,19 @@ async def test_delete_a_finished_task_keeps_its_charge(server, vidu, http):
     assert_openai_error(await call(http, "GET", f"{server.url}/v1/tasks/{done}", key), 404)
     other = server.make_key(credits=CREDITS)  # another key's delete is a 404, not a delete
     assert_openai_error(await call(http, "DELETE", f"{server.url}/v1/tasks/{done}", other), 404)
+
+
+async def test_replaying_the_idempotency_key_of_a_deleted_task_is_404(server, vidu, http):
+    """A retry with the Idempotency-Key of a deleted task neither shows it again nor makes a new one."""
+    name, key = server.make_named_key(credits=CREDITS)
+    headers = {"Idempotency-Key": "replay-after-delete"}
+    first = await vidu(server, key).create(t2v("kept then deleted"), headers=headers)
+    assert first.status == 200, first.text
+    gone = await call(http, "DELETE", f"{server.url}/v1/tasks/{first.body['id']}", key)
+    assert gone.status == 200, gone.text
+    creates = server.upstream.creates(server.secret)
+    again = await vidu(server, key).create(t2v("kept then deleted"), headers=headers)
+    assert again.status == 404, again.text
+    assert server.upstream.creates(server.secret) == creates
+    assert server.db_query(f"SELECT count(*) AS n FROM tasks t JOIN keys k ON k.id = t.key_id "
+                           f"WHERE k.name = '{name}'")[0]["n"] == 1

@@ -9,9 +9,8 @@ from typing import Any
 
 from sqlalchemy.engine import Row
 
-from gengate.core import channels as chan
 from gengate.core import tasks as store
-from gengate.core.adaptor import SupportsReconcile, TaskAdaptor, TaskRef
+from gengate.core.adaptor import SupportsReconcile, TaskAdaptor
 from gengate.core.engine.submit import SubmitJob
 from gengate.core.states import TaskState
 from gengate.core.upstream import NotSent, OutcomeUnknown
@@ -46,7 +45,8 @@ class ReconcileJob(SubmitJob):
             await self._reschedule(row, self._backoff(row.attempts))
             return
         if found:
-            if not await self._bind(row, found, ref):  # another task took that job meanwhile: look again
+            # None: another task took that job meanwhile: look again
+            if await self._bind(row, found, "reconciled: job found upstream") is None:
                 await self._reschedule(row, min(1.0, self.settings.ambiguity_grace / 4))
         elif time.time() - (row.submitted_at or row.created_at) >= self.settings.ambiguity_grace:
             await self._move(row, S.QUEUED, "reconciled: no job upstream after the grace period",
@@ -54,27 +54,10 @@ class ReconcileJob(SubmitJob):
         else:
             await self._reschedule(row, min(1.0, self.settings.ambiguity_grace / 4))
 
-    async def _bind(self, row: Row[Any], upstream_id: str, ref: TaskRef) -> bool:
-        """Bind a reconciled task to a found job, unless another task of the same secret holds it.
-        The check and the move share one transaction that holds the secret's row (SQLite: the one
-        writer), so two tasks with the same request reconciling at once never take the same job."""
-        async with self._tx() as tx:
-            await chan.lock_secret(tx.conn, row.secret_id)
-            if await store.bound_jobs(tx.conn, row.secret_id, [upstream_id]):
-                return False
-            moved = await store.move(tx.conn, row, S.RUNNING, reason="reconciled: job found upstream",
-                                     upstream_id=upstream_id, next_poll_at=time.time(), lease_owner=None,
-                                     lease_until=None)
-            if moved and row.callback_url:
-                await self._hook(tx, row.id)
-        if moved:
-            self.notifier.changed(row.id)
-        return True
-
     async def _first_unbound(self, row: Row[Any], ids: list[str]) -> str | None:
         """The first candidate job not already bound to another task on the same secret."""
         if not ids:
             return None
         async with self.db.read() as conn:
-            taken = await store.bound_jobs(conn, row.secret_id, ids)
+            taken = await store.bound_jobs(conn, row.secret_id, ids, exclude_task=row.id)
         return next((i for i in ids if i not in taken), None)

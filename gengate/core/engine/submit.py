@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy.engine import Row
@@ -42,7 +43,8 @@ class SubmitJob(ViewsJob):
         """Save the task and its reservation, then submit it now if a slot is free. `origin` names
         the view it was created through when that is not the provider's own (its id form too)."""
         key.check_model(prepared.model)
-        if not self.router.has_channel(adaptor.provider, prepared.model):
+        # A task on a parent's result runs on the parent's account, whatever models its channel lists.
+        if prepared.parent is None and not self.router.has_channel(adaptor.provider, prepared.model):
             raise ModelNotAllowed(f"The model `{prepared.model}` is not served by any channel.")
         id_kind = (self.views[origin] if origin else adaptor).id_kind
         now = time.time()
@@ -84,8 +86,12 @@ class SubmitJob(ViewsJob):
         return final if final is not None else await self._row(row.id)
 
     def _candidates(self, row: Any, avoid: set[int]) -> list[Any]:
+        """The secrets a queued task may take a slot on now. A pinned task (it refers to a result of
+        its parent's account) has one: its parent's, while enabled and not tried in this round."""
         if row.pinned:
-            return [self.router.secrets[row.secret_id]] if row.secret_id in self.router.secrets else []
+            secret = self.router.secrets.get(row.secret_id)
+            usable = secret is not None and secret.enabled and secret.channel_id not in avoid
+            return [secret] if usable else []
         return [s for s in self.router.candidates(row.provider, row.model, avoid_channel=row.last_channel_id)
                 if s.channel_id not in avoid]
 
@@ -102,7 +108,8 @@ class SubmitJob(ViewsJob):
             if row.state == S.QUEUED:
                 claimed = await self._claim_slot(row, tried)
                 if claimed is None:
-                    await self._park(row)
+                    if not tried:  # after a failed try the task keeps the backoff its requeue set
+                        await self._park(row)
                     return None
                 row = claimed
             if row.state != S.SUBMITTING:
@@ -132,27 +139,36 @@ class SubmitJob(ViewsJob):
         return None
 
     async def _park(self, row: Row[Any]) -> None:
-        """No secret could take the task now (all at their cap or backing off): the poller retries."""
-        if row.pinned and row.secret_id not in self.router.secrets:
-            await self._move(row, S.FAILED, "the parent's upstream account is gone", error_code="ParentAccountGone",
-                             error_message="the upstream account that made the referenced result no longer exists")
+        """No secret could take the task now (all at their cap or backing off): the poller retries.
+        A pinned task whose account is gone or disabled can never run: it fails with its refund."""
+        secret = self.router.secrets.get(row.secret_id) if row.pinned else None
+        if row.pinned and (secret is None or not secret.enabled):
+            await self._parent_account_gone(row)
             return
         await self._reschedule(row, min(1.0, self.settings.poll_interval))
+
+    async def _parent_account_gone(self, row: Row[Any]) -> Row[Any] | None:
+        return await self._move(row, S.FAILED, "the parent's upstream account is gone or disabled",
+                                error_code="ParentAccountGone", error_message="the upstream account that made "
+                                "the referenced result no longer exists or is disabled")
 
     async def _submit_ref(self, row: Row[Any]) -> TaskRef:
         """The task's reference with stashed inline media put back into its upstream request."""
         ref = self.ref(row)
         if INLINE_PREFIX not in row.upstream_request:
             return ref
-        request = await inline.unstash(self.storage, ref.upstream_request)
-        return TaskRef(upstream_id=ref.upstream_id, action=ref.action, model=ref.model, upstream_request=request,
-                       marker=ref.marker, units=ref.units)
+        return replace(ref, upstream_request=await inline.unstash(self.storage, ref.upstream_request))
 
     async def _send_create(self, row: Row[Any], adaptor: TaskAdaptor, *, inline: bool) -> Row[Any] | None:
         """Send the create of a SUBMITTING task; returns the task as it ends up (QUEUED: try another)."""
         account = self.account(row.secret_id, row.channel_id)
         channel_id, secret_id = row.channel_id, row.secret_id
-        ref = await self._submit_ref(row)
+        try:
+            ref = await self._submit_ref(row)
+        except (OSError, LookupError, ValueError) as exc:  # stashed media unreadable: nothing can be sent
+            log.warning("task %s: stashed inline media unreadable (%s)", row.public_id, type(exc).__name__)
+            return await self._move(row, S.FAILED, "stashed inline media unreadable", error_code="InlineMediaLost",
+                                    error_message="the request's inline media could not be read back")
         try:
             reply = await self.upstream.send(account, adaptor.build_submit(account, ref),
                                              read_timeout=self.settings.submit_timeout_for(row.provider))
@@ -180,6 +196,8 @@ class SubmitJob(ViewsJob):
             async with self.db.write() as conn:
                 await chan.disable_secret(conn, secret_id, reason)
             log.warning("secret %s of channel %s disabled: %s", secret_id, channel_id, reason)
+            if row.pinned:  # no other account holds the referenced result
+                return await self._parent_account_gone(row)
             return await self._requeue(row, f"create not accepted: HTTP {reply.status}", self._backoff(row.attempts))
         return await self._not_accepted(row, reply, sub)
 
@@ -195,8 +213,34 @@ class SubmitJob(ViewsJob):
                 await self._hook(tx, row.id)
         if moved:
             self.notifier.changed(row.id)
-        elif sub.upstream_id:
-            await self._orphaned(row, adaptor, sub.upstream_id)
+            return moved
+        if not sub.upstream_id:
+            return None
+        # The task moved while its create was in flight. If it is now waiting to be reconciled
+        # (its lease ran out), the job is its own: bind it; otherwise the job is an orphan.
+        current = await self._row(row.id)
+        if current.state == S.AMBIGUOUS and current.secret_id == row.secret_id:
+            bound = await self._bind(current, sub.upstream_id, "accepted upstream after its lease ran out")
+            if bound is not None:
+                return bound
+        await self._orphaned(row, adaptor, sub.upstream_id)
+        return None
+
+    async def _bind(self, row: Row[Any], upstream_id: str, reason: str) -> Row[Any] | None:
+        """Bind an ambiguous task to a job found for it upstream, unless another task of the same
+        secret holds that job. The check and the move share one transaction that locks the task,
+        then the secret (the order every move takes), so two tasks never take the same job."""
+        async with self._tx() as tx:
+            await store.lock_task(tx.conn, row.id)
+            await chan.lock_secret(tx.conn, row.secret_id)
+            if await store.bound_jobs(tx.conn, row.secret_id, [upstream_id], exclude_task=row.id):
+                return None
+            moved = await store.move(tx.conn, row, S.RUNNING, reason=reason,
+                                     upstream_id=upstream_id, next_poll_at=time.time(), **_OFF)
+            if moved and row.callback_url:
+                await self._hook(tx, row.id)
+        if moved:
+            self.notifier.changed(row.id)
         return moved
 
     async def _not_accepted(self, row: Row[Any], reply: HttpReply, sub: Submitted) -> Row[Any] | None:
@@ -228,9 +272,7 @@ class SubmitJob(ViewsJob):
         upstream made and cancel it there, so that it does not run on unaccounted."""
         async with self.db.write() as conn:
             await store.record_upstream_id(conn, row.id, upstream_id)
-        ref = self.ref(row)
-        ref = TaskRef(upstream_id=upstream_id, action=ref.action, model=ref.model,
-                      upstream_request=ref.upstream_request, marker=ref.marker, units=ref.units)
+        ref = replace(self.ref(row), upstream_id=upstream_id)
         if not await self._cancel_upstream(adaptor, row.secret_id, row.channel_id, ref):
             log.warning("task %s ended during its create; its upstream job may not be cancelled", row.public_id)
 

@@ -91,12 +91,17 @@ def parse_version(raw: object) -> tuple[int, ...] | None:
     """A Vidu version as numbers: "2.0" → (2, 0), "10" → (10,); the Q line follows 2.0 as Vidu
     numbers it in `model_version` (Q2 is "3.1", Q3 "3.2"), so "q1" → (3, 0), "q2" → (3, 1)."""
     text = str(raw).strip().lower().removeprefix("vidu").strip("-_ ")
-    if text.startswith("q") and text[1:].isdigit() and int(text[1:]) >= 1:
+    if text.startswith("q") and _small_number(text[1:]) and int(text[1:]) >= 1:
         return (3, int(text[1:]) - 1)
     parts = text.split(".")
-    if not all(p.isdigit() for p in parts):
+    if len(parts) > 4 or not all(_small_number(p) for p in parts):
         return None
     return tuple(int(p) for p in parts)
+
+
+def _small_number(text: str) -> bool:
+    """ASCII digits only (not "²", which `isdigit` accepts and `int` refuses), at most 4 of them."""
+    return text.isascii() and text.isdigit() and len(text) <= 4
 
 
 def generation_of(settings: Mapping[str, Any]) -> Generation:

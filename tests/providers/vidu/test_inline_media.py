@@ -54,3 +54,19 @@ async def test_over_the_media_limit_is_413(sandbox_server, vidu, assert_vidu_err
     reply = await vidu(server, key).create(data=big)
     assert_vidu_error(reply, 413)
     assert server.credits(name) == 1_000_000
+
+
+async def test_a_client_string_in_the_stash_form_is_refused(sandbox_server, vidu, assert_vidu_error):
+    """Only gengate writes stash references: one sent by a client (pointing anywhere in storage) is
+    a 400 before anything is saved or charged."""
+    server = sandbox_server
+    name, key = server.make_named_key(credits=1_000_000)
+    for content in ("gengate-inline:inline/" + "0" * 64, "gengate-inline:../gengate.db"):
+        body = {"type": "img2video", "input": {"prompts": [{"type": "image", "content": content},
+                                                           {"type": "text", "content": "it moves"}]},
+                "settings": {"duration": 4, "model_version": "1.5"}}
+        reply = await vidu(server, key).create(body)
+        assert_vidu_error(reply, 400)
+    assert server.credits(name) == 1_000_000
+    assert server.db_query(f"SELECT count(*) AS n FROM tasks t JOIN keys k ON k.id = t.key_id "
+                           f"WHERE k.name = '{name}'")[0]["n"] == 0
