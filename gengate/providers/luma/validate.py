@@ -61,14 +61,17 @@ def _enum(body: Mapping[str, Any], name: str, allowed: tuple[str, ...], default:
     return str(value)
 
 
-def _model(body: Mapping[str, Any], default: str | None) -> str:
+def _model(body: Mapping[str, Any], family: str, default: str | None) -> str:
+    """The model named (or the path's default): Luma's video models are `ray-*`, its image models
+    `photon-*`; whether a channel serves it is the router's question."""
     model = body.get("model")
     if model is None:
         if default is None:
             raise invalid("model: field required", "model")
         return default
-    if not isinstance(model, str) or not model.strip():
-        raise invalid("model must be a string", "model")
+    if not isinstance(model, str) or not model.startswith(family + "-"):
+        raise invalid(f"model must be a {family} model (e.g. {family}-{'2' if family == 'ray' else '1'})",
+                      "model")
     return model
 
 
@@ -84,7 +87,7 @@ def _common(body: Any, kind: str) -> dict[str, Any]:
 
 async def check_video(body: Any, resolver: Resolver, *, model_required: bool) -> Checked:
     body = _common(body, "video")
-    model = _model(body, None if model_required else DEFAULT_VIDEO_MODEL)
+    model = _model(body, "ray", None if model_required else DEFAULT_VIDEO_MODEL)
     _enum(body, "aspect_ratio", ASPECTS, "16:9")
     _typed(body, "loop", bool, "a boolean")
     duration = _enum(body, "duration", tuple(DURATIONS), "5s")
@@ -148,7 +151,7 @@ async def _resolve_generations(keyframes: dict[str, Any], resolver: Resolver) ->
 
 async def check_image(body: Any) -> Checked:
     body = _common(body, "image")
-    model = _model(body, None)
+    model = _model(body, "photon", None)
     prompt = body.get("prompt")
     if not isinstance(prompt, str) or not prompt.strip():
         raise invalid("prompt: field required", "prompt")
