@@ -245,7 +245,7 @@ async def test_delete_completed_then_404(sandbox_server):
                                         keyframes={"frame0": {"type": "generation", "id": created.id}})
 
 
-async def test_delete_running_refunds_and_stops_upstream(sandbox_server):
+async def test_delete_running_refunds_and_stops_upstream(sandbox_server, http):
     server = sandbox_server
     server.upstream.hold(True, provider="luma")
     try:
@@ -260,6 +260,16 @@ async def test_delete_running_refunds_and_stops_upstream(sandbox_server):
         assert server.upstream.counters(server.secret, "luma")["cancels"] == before + 1
         with pytest.raises(lumaai.NotFoundError):
             await client.generations.get(created.id)
+
+        # Cancelled through the unified API instead: Luma has no cancelled state, so it shows failed.
+        other = await client.generations.create(model="ray-2", prompt="cancel me")
+        await wait_generation(client, other.id, states=frozenset({"dreaming", "queued"}))
+        async with http.post(f"{server.url}/v1/tasks/{other.id}/cancel",
+                             headers={"Authorization": f"Bearer {key}"}) as resp:
+            assert resp.status == 200 and (await resp.json())["status"] == "cancelled"
+        shown = await client.generations.get(other.id)
+        assert shown.state == "failed" and "cancelled" in (shown.failure_reason or "") and shown.assets is None
+        assert server.credits(name) == 1_000_000
     finally:
         server.upstream.hold(False, provider="luma")
 
