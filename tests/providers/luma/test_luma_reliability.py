@@ -104,3 +104,26 @@ async def test_callback_url_gets_luma_shaped_signed_webhooks(luma_server, http):
         upstream = (await r.json())["generations"]
     mine = [g for g in upstream if g["request"].get("prompt") == "tell me"]
     assert len(mine) == 1 and "callback_url" not in mine[0]["request"]
+
+
+async def test_upstream_refusal_and_upstream_errors(luma_server):
+    """A definitive refusal (400) is Luma's error with the upstream's detail, refunded; a 500 on create
+    proves no job: the generation waits (queued) and is sent again later, once."""
+    server = luma_server
+    name, key = server.make_named_key(credits=1_000_000)
+    client = luma_sdk(server.url, key)
+    server.upstream.fault(provider="luma", op="create", kind="status", status=400, count=1, secret=server.secret,
+                          message="Prompt not allowed")
+    with pytest.raises(lumaai.BadRequestError) as err:
+        await client.generations.create(model="ray-2", prompt="refused")
+    assert_luma_error(err.value, 400, "Prompt not allowed")
+    assert server.credits(name) == 1_000_000
+
+    before = counters(server)["creates"]
+    server.upstream.fault(provider="luma", op="create", kind="status", status=500, count=2, secret=server.secret)
+    created = await client.generations.create(model="ray-2", prompt="after a hiccup")
+    assert created.state == "queued"
+    done = await wait_generation(client, created.id, timeout=60)
+    assert done.state == "completed", done
+    assert counters(server)["creates"] == before + 1
+    assert server.credits(name) == 1_000_000 - 200_000
