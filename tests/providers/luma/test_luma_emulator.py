@@ -14,7 +14,10 @@ import av
 import pytest
 from PIL import Image
 
+from gengate.emulator.sqlite_store import SqliteStore
+from gengate.emulator.store import MemoryStore, Store
 from gengate.emulator.testing import RunningEmulator, running_emulator
+from gengate.emulator.timeline import TaskRecord
 
 SECRET = "sandbox-secret"
 OTHER = "other-secret"
@@ -183,3 +186,24 @@ async def test_faults_fail_task_and_unknown_state(instant, http):
                          headers=AUTH) as reply:
         assert reply.status == 429 and reply.headers["Retry-After"] == "2"
         assert set(await reply.json()) == {"detail"}
+
+
+# ------------------------------------------------------------------------------ Store.delete_task (added for Luma)
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+def test_store_delete_task_forgets_task_aliases_history_and_slot(kind: str, tmp_path: Path) -> None:
+    store: Store = MemoryStore() if kind == "memory" else SqliteStore(tmp_path)
+    t0 = 1_700_000_000.0
+    try:
+        for n in range(3):
+            record = TaskRecord(provider="p", id=str(n), secret="s", accepted_at=t0 + n, duration=10, data={})
+            assert store.add_task(record, [f"c{n}"], None, t0 + n) is not None
+        assert store.running("p", t0 + 3) == {"s": 3}
+        assert store.delete_task("p", "1") is True
+        assert store.delete_task("p", "1") is False and store.delete_task("q", "0") is False
+        assert store.get_task("p", "1") is None and store.find_alias("p", "c1") is None
+        assert store.find_alias("p", "c2") is not None
+        page, total = store.list_tasks("p", "s", 0, 10)
+        assert total == 2 and [t.id for t in page] == ["2", "0"]
+        assert store.running("p", t0 + 3) == {"s": 2}
+    finally:
+        store.close()
