@@ -3,7 +3,9 @@ calls, render the Generation object.
 
 One adaptor serves both kinds: a task's `action` is `video` or `image`. The create routes use a
 `LumaAdaptor(kind)` whose `prepare` checks that kind's body (`POST /generations` takes lumaai 1.0's
-video body without `model`); every later call reads the kind from the task.
+video body without `model`); every later call reads the kind from the task. The registered adaptor
+(`ADAPTORS`, kind `auto`) takes either body, an image when `generation_type` is `image` or the model
+is a `photon-*` one, so that another view (`/v1/videos`, `/v1/images`) can hand it a Luma body.
 """
 
 from __future__ import annotations
@@ -99,17 +101,22 @@ class LumaAdaptor:
     id_kind: ClassVar[str] = "uuid"
     prices: ClassVar[Mapping[str, int]] = PRICES
 
-    def __init__(self, kind: str = "generations") -> None:
+    def __init__(self, kind: str = "auto") -> None:
         """`kind`: which create route this instance checks: `generations` (video, `model` optional),
-        `video` or `image`."""
+        `video`, `image`, or `auto` (an image body when it says so, else a video body)."""
         self.kind = kind
 
     # ------------------------------------------------------------ create
     async def prepare(self, body: Any, resolver: Resolver) -> Prepared:
-        if self.kind == "image":
+        kind = self.kind
+        if kind == "auto":
+            image = isinstance(body, dict) and (body.get("generation_type") == "image"
+                                                or str(body.get("model") or "").startswith("photon-"))
+            kind = "image" if image else "generations"
+        if kind == "image":
             checked = await check_image(body)
         else:
-            checked = await check_video(body, resolver, model_required=self.kind == "video")
+            checked = await check_video(body, resolver, model_required=kind == "video")
         return Prepared(action=checked.action, model=checked.model, request=checked.request,
                         upstream_request=checked.upstream, units=checked.units, parent=checked.parent,
                         callback_url=checked.callback_url)

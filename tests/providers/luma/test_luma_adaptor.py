@@ -67,6 +67,10 @@ async def test_prepare_maps_nothing_without_references_and_keeps_local_fields_lo
     assert legacy.upstream_request == {"prompt": "a", "model": "ray-2"}
     image = await LumaAdaptor("image").prepare({"model": "photon-1", "prompt": "a", "sync": True}, NoRefs())
     assert image.action == "image" and "sync" not in image.upstream_request
+    # The registered adaptor (for other views) tells the kinds apart by the body.
+    auto_image = await ADAPTOR.prepare({"model": "photon-1", "prompt": "a"}, NoRefs())
+    auto_video = await ADAPTOR.prepare({"prompt": "a"}, NoRefs())
+    assert (auto_image.action, auto_video.action, auto_video.model) == ("image", "video", "ray-2")
     with pytest.raises(ReferenceNotFound):
         await LumaAdaptor("video").prepare(
             {"model": "ray-2", "keyframes": {"frame0": {"type": "generation", "id": "x"}}}, NoRefs())
