@@ -168,6 +168,12 @@ class SqliteStore:
             )
             return cursor.rowcount == 1
 
+    def delete_task(self, provider: str, task_id: str) -> bool:
+        with self._write() as db:
+            cursor = db.execute("DELETE FROM tasks WHERE provider = ? AND id = ?", (provider, task_id))
+            db.execute("DELETE FROM aliases WHERE provider = ? AND task_id = ?", (provider, task_id))
+            return cursor.rowcount == 1
+
     def running(self, provider: str, now: float) -> dict[str, int]:
         rows = self._query(
             "SELECT secret, count(*) FROM tasks WHERE provider = ? AND ends_at > ? GROUP BY secret",

@@ -53,6 +53,11 @@ class Store(Protocol):
         """Cancel a task that is not terminal at `now`; False when it already was."""
         ...
 
+    def delete_task(self, provider: str, task_id: str) -> bool:
+        """Forget a task (and its aliases) as a provider's DELETE does; False when it was unknown.
+        Cancel a running one first (`EmulatorContext.cancel`) so that it is counted as cancelled."""
+        ...
+
     def running(self, provider: str, now: float) -> dict[str, int]:
         """Jobs not terminal at `now`, by secret (secrets with none are left out)."""
         ...
@@ -192,6 +197,19 @@ class MemoryStore:
             return False
         task.canceled_at = now
         self._running_of(provider).by_secret.get(task.secret, set()).discard(task_id)
+        return True
+
+    def delete_task(self, provider: str, task_id: str) -> bool:
+        key = (provider, task_id)
+        task = self._tasks.pop(key, None)
+        if task is None:
+            return False
+        self._running_of(provider).by_secret.get(task.secret, set()).discard(task_id)
+        for alias in self._aliases_of.pop(key, ()):
+            self._aliases.pop((provider, alias), None)
+        history = self._history.get((provider, task.secret))
+        if history is not None and task_id in history:
+            history.remove(task_id)
         return True
 
     def running(self, provider: str, now: float) -> dict[str, int]:
