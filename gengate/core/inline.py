@@ -22,17 +22,21 @@ async def stash(storage: Storage, value: str) -> str:
 _KEYS = "inline/"  # where stashed text lives in storage; a reference never points anywhere else
 
 
-def mentions_stash(value: Any, depth: int = 0) -> bool:
+def mentions_stash(value: Any) -> bool:
     """Whether a client's request holds a string in the form of a stash reference (refused: only
-    gengate writes those, and reading one back must never reach other storage keys)."""
-    if isinstance(value, str):
-        return value.startswith(INLINE_PREFIX)
-    if depth > 600:  # deeper than any body read_json accepts
-        return False
-    if isinstance(value, dict):
-        return any(mentions_stash(k, depth + 1) or mentions_stash(v, depth + 1) for k, v in value.items())
-    if isinstance(value, list):
-        return any(mentions_stash(v, depth + 1) for v in value)
+    gengate writes those, and reading one back must never reach other storage keys). Iterative: a
+    body may be nested 512 levels deep."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if item.startswith(INLINE_PREFIX):
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
     return False
 
 

@@ -21,3 +21,15 @@ async def test_stash_round_trip(tmp_path: Path) -> None:
     back = await unstash(storage, stored)
     assert back == {"image": image, "list": [image, "plain"], "n": 1, "nested": {"tail": image}}
     assert stored["image"] == ref  # the stored request is left as it was
+
+
+def test_mentions_stash_walks_keys_values_and_deep_nesting() -> None:
+    from gengate.core.inline import mentions_stash
+
+    assert mentions_stash({"a": [1, {"b": "gengate-inline:inline/x"}]})
+    assert mentions_stash({"gengate-inline:k": 1})
+    assert not mentions_stash({"a": ["gengate", "inline:", None, 1.5, {"b": "x gengate-inline:"}]})
+    deep: object = "gengate-inline:inline/y"
+    for _ in range(5000):  # far deeper than the recursion limit
+        deep = [deep]
+    assert mentions_stash(deep)
