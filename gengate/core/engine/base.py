@@ -21,6 +21,7 @@ from gengate.core import tasks as store
 from gengate.core.adaptor import Account, HttpReply, TaskAdaptor, TaskRef, TaskRenderer
 from gengate.core.channels import Router
 from gengate.core.crash import crash_point
+from gengate.core.engine.batch import PollBatcher
 from gengate.core.ids import digits, prefixed, uuid4
 from gengate.core.notify import Notifier
 from gengate.core.pricing import PriceTable
@@ -69,6 +70,9 @@ class EngineBase:
         self.owner = owner
         self.on_queued: Callable[[], None] = lambda: None  # the poller's wake-up
         self.on_webhook: Callable[[], None] = lambda: None  # the webhook sender's wake-up
+        # Polls of one secret due together share one upstream call (adaptors with SupportsBatchPoll);
+        # the window is at most a poller tick, so the tasks leased in one round join one batch.
+        self.batches = PollBatcher(upstream, window=min(settings.poller_tick, settings.poll_interval / 10))
 
     def renderer(self, row: Row[Any]) -> TaskRenderer:
         """The view a task was created through (its family's shape), else its provider's own."""
