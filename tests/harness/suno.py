@@ -21,11 +21,7 @@ class SunoClient:
 
     async def request(self, method: str, path: str, *, json_body: Any = None, data: Any = None,
                       headers: dict[str, str] | None = None) -> Reply:
-        # A fresh connection per request: the tests run CLI commands between requests, which can
-        # outlast the server's keep-alive and race a pooled connection's close.
-        h = {"Connection": "close"}
-        if self.key is not None:
-            h["Authorization"] = f"Bearer {self.key}"
+        h = {"Authorization": f"Bearer {self.key}"} if self.key is not None else {}
         h.update(headers or {})
         kwargs: dict[str, Any] = {"headers": h}
         if json_body is not None:

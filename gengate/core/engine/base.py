@@ -126,6 +126,14 @@ class EngineBase:
         j = self.settings.poll_jitter
         return base * random.uniform(1 - j, 1 + j)
 
+    def _submit_timeout(self, provider: str) -> float:
+        """The read timeout of a create: GENGATE_SUBMIT_TIMEOUTS for the provider, else the adaptor's
+        own `submit_timeout` (a provider whose create blocks, e.g. Suno lyrics), else the default."""
+        if provider in self.settings.submit_timeouts:
+            return self.settings.submit_timeouts[provider]
+        own = getattr(self.adaptors.get(provider), "submit_timeout", None)
+        return float(own) if own else self.settings.submit_timeout
+
     def _backoff(self, attempts: int, retry_after: float | None = None) -> float:
         """How long one task waits before its next try (the secret's own backoff is separate)."""
         if retry_after is not None:

@@ -83,6 +83,9 @@ class SunoAdaptor:
     id_kind: ClassVar[str] = "uuid"
     prices: ClassVar[Mapping[str, int]] = PRICES
     batch_size: ClassVar[int] = BATCH_SIZE
+    # A lyrics submit blocks in the proxy for up to 2 min (§4): the default read timeout of a Suno
+    # create, unless GENGATE_SUBMIT_TIMEOUTS names one.
+    submit_timeout: ClassVar[float] = 150.0
 
     def __init__(self, action: str = "MUSIC") -> None:
         self.action = action  # what `prepare` makes: the submit route's action

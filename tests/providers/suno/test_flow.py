@@ -288,15 +288,30 @@ async def test_upstream_out_of_credit_disables_the_secret(make_server, emulator,
     assert not secret["enabled"] and "credit" in (secret["status_reason"] or ""), secret
 
 
-async def test_lyrics_submit_uses_the_suno_submit_timeout(make_server, suno):
-    """A lyrics submit blocks upstream: GENGATE_SUBMIT_TIMEOUTS gives Suno a longer wait than the default."""
-    server = make_server(env={"GENGATE_SUBMIT_TIMEOUT": "1", "GENGATE_SUBMIT_TIMEOUTS": "suno=15"})
+@pytest.mark.parametrize(("env", "waits"), [
+    ({"GENGATE_SUBMIT_TIMEOUT": "1", "GENGATE_SUBMIT_TIMEOUTS": "suno=15"}, True),
+    ({"GENGATE_SUBMIT_TIMEOUT": "1"}, True),
+    ({"GENGATE_SUBMIT_TIMEOUT": "15", "GENGATE_SUBMIT_TIMEOUTS": "suno=1"}, False),
+], ids=["configured", "suno-default", "configured-short"])
+async def test_lyrics_submit_uses_the_suno_submit_timeout(make_server, suno, env, waits):
+    """A lyrics submit blocks upstream: Suno's create waits longer than the default submit timeout,
+    by GENGATE_SUBMIT_TIMEOUTS or else by the provider's own default (150 s). A configured timeout
+    wins; a create that outlasts it is ambiguous, and (Suno has no way to reconcile) refunded."""
+    server = make_server(env=env)
     server.upstream.fault(provider="suno", op="create", kind="timeout", seconds=3, count=1)
-    c = suno(server, server.make_key())
+    name, key = server.make_named_key(credits=1_000_000)
+    c = suno(server, key)
     started = time.monotonic()
     task_id = await c.submit_ok("lyrics", {"prompt": "slow words"})
-    assert time.monotonic() - started >= 2.5
+    took = time.monotonic() - started
     first = (await c.fetch(task_id)).body["data"]
-    assert first["status"] in ("SUBMITTED", "IN_PROGRESS", "SUCCESS"), first  # accepted, not ambiguous
-    assert (await c.wait(task_id))["status"] == "SUCCESS"
+    done = await c.wait(task_id)
     assert server.upstream.counters(server.secret, "suno")["creates"] == 1
+    if waits:
+        assert took >= 2.5, took
+        assert first["status"] in ("SUBMITTED", "IN_PROGRESS", "SUCCESS"), first  # accepted, not ambiguous
+        assert done["status"] == "SUCCESS", done
+    else:
+        assert took < 2.5, took
+        assert done["status"] == "FAILURE", done
+        await credits_become(server, name, 1_000_000)
