@@ -4,6 +4,7 @@ and the account and reference an upstream call is made with."""
 from __future__ import annotations
 
 import json
+import math
 import random
 import secrets
 import time
@@ -125,6 +126,14 @@ class EngineBase:
         base = getattr(adaptor, "poll_interval", None) or self.settings.poll_interval
         j = self.settings.poll_jitter
         return base * random.uniform(1 - j, 1 + j)
+
+    def _aligned_interval(self, adaptor: TaskAdaptor) -> float:
+        """The wait before the next poll of a batch-polled task: up to the next point of a grid of half
+        intervals shared by every task (between half and one interval), so that the tasks of a
+        secret fall due together and go upstream in one call (engine/batch.py)."""
+        step = (getattr(adaptor, "poll_interval", None) or self.settings.poll_interval) / 2
+        now = time.time()
+        return math.ceil((now + step) / step) * step - now
 
     def _submit_timeout(self, provider: str) -> float:
         """The read timeout of a create: GENGATE_SUBMIT_TIMEOUTS for the provider, else the adaptor's

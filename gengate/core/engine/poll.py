@@ -96,7 +96,9 @@ class PollJob(ReconcileJob):
                 log.warning("task %s: unknown upstream state %r; still polling", row.public_id, p.upstream_state)
             changed = (p.upstream_state != row.upstream_state) or (p.progress != row.progress)
             fields = {"upstream_state": p.upstream_state, "progress": p.progress} if changed else {}
-            await self._reschedule(row, p.poll_after or self._interval(adaptor), **fields)
+            batched = isinstance(adaptor, SupportsBatchPoll)
+            wait = self._aligned_interval(adaptor) if batched else self._interval(adaptor)
+            await self._reschedule(row, p.poll_after or wait, **fields)
         elif p.state is S.SUCCEEDED:
             if row.state == S.RUNNING:
                 if not await self._move(row, S.REHOSTING, "succeeded upstream", upstream_state=p.upstream_state,
