@@ -111,6 +111,11 @@ async def test_music_inspiration_mode(sandbox_server, suno, http):
         assert clip["title"] != "ignored in inspiration mode"
     assert len({clip["id"] for clip in done["data"]}) == 2
     await credits_become(server, name, 1_000_000 - MUSIC_PRICE)
+    unified = await c.request("GET", f"/v1/tasks/{task_id}")
+    assert unified.status == 200 and unified.body["status"] == "succeeded", unified.text
+    assert [o["type"] for o in unified.body["outputs"]] == ["audio", "audio"]
+    path = lambda url: url.split("?")[0]  # noqa: E731 - signatures differ per read
+    assert {path(o["url"]) for o in unified.body["outputs"]} == {path(clip["audio_url"]) for clip in done["data"]}
 
 
 async def test_music_custom_mode(sandbox_server, suno, http):
@@ -146,6 +151,22 @@ async def test_lyrics(sandbox_server, suno, http):
     assert UUID4.match(lyrics["id"]) and lyrics["status"] == "complete"
     assert lyrics["title"] and "[Verse]" in lyrics["text"]
     await credits_become(server, name, 100_000 - LYRICS_PRICE)
+    # The unified task API shows it too; lyrics have no media output.
+    unified = await c.request("GET", f"/v1/tasks/{task_id}")
+    assert unified.status == 200 and unified.body["status"] == "succeeded" and unified.body["outputs"] == []
+
+
+async def test_idempotency_key(sandbox_server, suno):
+    server = sandbox_server
+    name, key = server.make_named_key(credits=1_000_000)
+    c = suno(server, key)
+    body = {"prompt": "the same words twice"}
+    first = await c.submit_ok("lyrics", body, headers={"Idempotency-Key": "suno-1"})
+    assert await c.submit_ok("lyrics", body, headers={"Idempotency-Key": "suno-1"}) == first
+    reply = await c.submit("lyrics", {"prompt": "other words"}, headers={"Idempotency-Key": "suno-1"})
+    assert_suno_error(reply, 422, "invalid_request")
+    assert (await c.wait(first))["status"] == "SUCCESS"
+    await credits_become(server, name, 1_000_000 - LYRICS_PRICE)  # one task, charged once
 
 
 # ------------------------------------------------------------------------------------------- batch fetch
