@@ -3,14 +3,14 @@
 An adaptor only builds and parses: it turns a task (its `TaskRef`) into an `HttpCall` and an
 `HttpReply` into a value. The core's one upstream client sends every call with the exact secret the
 task is bound to, so the core alone decides which account is used. Optional abilities are separate
-Protocols (`SupportsCancel`, `SupportsReconcile`). A provider folder registers its adaptors (and any
-extra views) through `gengate.providers.registry`; the core never names a provider.
+Protocols (`SupportsCancel`, `SupportsReconcile`, `SupportsBatchPoll`). A provider folder registers
+its adaptors (and any extra views) through `gengate.providers.registry`; the core never names a provider.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, ClassVar, Protocol, runtime_checkable
@@ -241,6 +241,19 @@ class TaskAdaptor(TaskRenderer, Protocol):
 class SupportsCancel(Protocol):
     def build_cancel(self, account: Account, ref: TaskRef) -> HttpCall: ...
     def parse_cancel(self, reply: HttpReply, ref: TaskRef) -> bool: ...
+
+
+@runtime_checkable
+class SupportsBatchPoll(Protocol):
+    """Reads many jobs of one secret in one upstream call (e.g. Suno's `POST /fetch {ids}`); the
+    poller then coalesces the polls of a secret that fall due together (core/engine/batch.py)."""
+
+    batch_size: ClassVar[int]  # most jobs per call
+
+    def build_poll_many(self, account: Account, refs: Sequence[TaskRef]) -> HttpCall: ...
+    def parse_poll_many(self, reply: HttpReply, refs: Sequence[TaskRef]) -> Mapping[str, Progress]:
+        """Each job's progress by upstream id (a 200 reply); a job left out is polled again later."""
+        ...
 
 
 @runtime_checkable

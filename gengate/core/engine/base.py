@@ -4,6 +4,7 @@ and the account and reference an upstream call is made with."""
 from __future__ import annotations
 
 import json
+import math
 import random
 import secrets
 import time
@@ -21,6 +22,7 @@ from gengate.core import tasks as store
 from gengate.core.adaptor import Account, HttpReply, TaskAdaptor, TaskRef, TaskRenderer
 from gengate.core.channels import Router
 from gengate.core.crash import crash_point
+from gengate.core.engine.batch import PollBatcher
 from gengate.core.ids import digits, prefixed, uuid4
 from gengate.core.notify import Notifier
 from gengate.core.pricing import PriceTable
@@ -69,6 +71,9 @@ class EngineBase:
         self.owner = owner
         self.on_queued: Callable[[], None] = lambda: None  # the poller's wake-up
         self.on_webhook: Callable[[], None] = lambda: None  # the webhook sender's wake-up
+        # Polls of one secret due together share one upstream call (adaptors with SupportsBatchPoll);
+        # the window is at most a poller tick, so the tasks leased in one round join one batch.
+        self.batches = PollBatcher(upstream, window=min(settings.poller_tick, settings.poll_interval / 10))
 
     def renderer(self, row: Row[Any]) -> TaskRenderer:
         """The view a task was created through (its family's shape), else its provider's own."""
@@ -121,6 +126,22 @@ class EngineBase:
         base = getattr(adaptor, "poll_interval", None) or self.settings.poll_interval
         j = self.settings.poll_jitter
         return base * random.uniform(1 - j, 1 + j)
+
+    def _aligned_interval(self, adaptor: TaskAdaptor) -> float:
+        """The wait before the next poll of a batch-polled task: up to the next point of a grid of half
+        intervals shared by every task (between half and one interval), so that the tasks of a
+        secret fall due together and go upstream in one call (engine/batch.py)."""
+        step = (getattr(adaptor, "poll_interval", None) or self.settings.poll_interval) / 2
+        now = time.time()
+        return math.ceil((now + step) / step) * step - now
+
+    def _submit_timeout(self, provider: str) -> float:
+        """The read timeout of a create: GENGATE_SUBMIT_TIMEOUTS for the provider, else the adaptor's
+        own `submit_timeout` (a provider whose create blocks, e.g. Suno lyrics), else the default."""
+        if provider in self.settings.submit_timeouts:
+            return self.settings.submit_timeouts[provider]
+        own = getattr(self.adaptors.get(provider), "submit_timeout", None)
+        return float(own) if own else self.settings.submit_timeout
 
     def _backoff(self, attempts: int, retry_after: float | None = None) -> float:
         """How long one task waits before its next try (the secret's own backoff is separate)."""

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy.engine import Row
 
 from gengate.core import tasks as store
-from gengate.core.adaptor import OutputSpec, Progress, TaskAdaptor
+from gengate.core.adaptor import OutputSpec, Progress, SupportsBatchPoll, TaskAdaptor
 from gengate.core.crash import crash_point
 from gengate.core.engine.base import new_public_id, retry_after
 from gengate.core.engine.reconcile import ReconcileJob
@@ -55,8 +55,13 @@ class PollJob(ReconcileJob):
     async def _poll(self, row: Row[Any], adaptor: TaskAdaptor) -> None:
         account = self.account(row.secret_id, row.channel_id)
         ref = self.ref(row)
+        batched: Progress | None = None
         try:
-            reply = await self.upstream.send(account, adaptor.build_poll(account, ref))
+            if isinstance(adaptor, SupportsBatchPoll):
+                reply, batched = await self.batches.poll(adaptor, account, (row.provider, row.channel_id,
+                                                                            row.secret_id), ref)
+            else:
+                reply = await self.upstream.send(account, adaptor.build_poll(account, ref))
         except (NotSent, OutcomeUnknown) as exc:
             log.info("task %s: poll failed (%s); retrying", row.public_id, exc)
             await self._reschedule(row, self._backoff(row.attempts))
@@ -72,7 +77,12 @@ class PollJob(ReconcileJob):
             await self._reschedule(row, self._backoff(1, wait) if wait else self._interval(adaptor))
             return
         try:
-            progress = adaptor.parse_poll(reply, ref)
+            if isinstance(adaptor, SupportsBatchPoll):
+                if batched is None:
+                    raise KeyError("the batch reply did not cover this task")
+                progress = batched
+            else:
+                progress = adaptor.parse_poll(reply, ref)
         except (ValueError, KeyError, TypeError) as exc:
             log.warning("task %s: unreadable poll reply (%s); retrying", row.public_id, type(exc).__name__)
             await self._reschedule(row, self._interval(adaptor))
@@ -86,7 +96,9 @@ class PollJob(ReconcileJob):
                 log.warning("task %s: unknown upstream state %r; still polling", row.public_id, p.upstream_state)
             changed = (p.upstream_state != row.upstream_state) or (p.progress != row.progress)
             fields = {"upstream_state": p.upstream_state, "progress": p.progress} if changed else {}
-            await self._reschedule(row, p.poll_after or self._interval(adaptor), **fields)
+            batched = isinstance(adaptor, SupportsBatchPoll)
+            wait = self._aligned_interval(adaptor) if batched else self._interval(adaptor)
+            await self._reschedule(row, p.poll_after or wait, **fields)
         elif p.state is S.SUCCEEDED:
             if row.state == S.RUNNING:
                 if not await self._move(row, S.REHOSTING, "succeeded upstream", upstream_state=p.upstream_state,

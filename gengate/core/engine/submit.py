@@ -96,7 +96,7 @@ class SubmitJob(ViewsJob):
                 if s.channel_id not in avoid]
 
     def _lease_fields(self, secret: Any, now: float, provider: str) -> dict[str, Any]:
-        lease = max(self.settings.lease_seconds, self.settings.submit_timeout_for(provider) + 5)
+        lease = max(self.settings.lease_seconds, self._submit_timeout(provider) + 5)
         return {"channel_id": secret.channel_id, "secret_id": secret.id, "slot_held": True, "submitted_at": now,
                 "lease_owner": self.owner, "lease_until": now + lease, "next_poll_at": now + lease}
 
@@ -171,7 +171,7 @@ class SubmitJob(ViewsJob):
                                     error_message="the request's inline media could not be read back")
         try:
             reply = await self.upstream.send(account, adaptor.build_submit(account, ref),
-                                             read_timeout=self.settings.submit_timeout_for(row.provider))
+                                             read_timeout=self._submit_timeout(row.provider))
         except NotSent as exc:  # the secret's host refused: its health, never this task's fault
             await self._secret_failed(secret_id)
             return await self._move(row, S.QUEUED, f"create not sent: {exc}", last_channel_id=channel_id,
