@@ -8,6 +8,7 @@ import asyncio
 import json
 import secrets
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -101,7 +102,9 @@ def kling_jwt(access_key: str, secret_key: str, *, exp: float | None = None, nbf
     now = time.time()
     claims = {"iss": access_key if iss is None else iss, "exp": int(now + 1800 if exp is None else exp),
               "nbf": int(now - 5 if nbf is None else nbf)}
-    return jwt.encode(claims, secret_key, algorithm="HS256", headers={"typ": "JWT"})
+    with warnings.catch_warnings():  # tests sign with short, wrong keys on purpose
+        warnings.simplefilter("ignore", jwt.InsecureKeyLengthWarning)
+        return jwt.encode(claims, secret_key, algorithm="HS256", headers={"typ": "JWT"})
 
 
 class KlingEmulator(Emulator):
@@ -109,4 +112,4 @@ class KlingEmulator(Emulator):
 
     def __init__(self, workdir: Path, task_seconds: float = 2.0, pool: int = 32) -> None:
         super().__init__(workdir, task_seconds, pool)
-        self._pool = [f"ak-{secrets.token_hex(6)}|sk-{secrets.token_hex(12)}" for _ in range(pool)]
+        self._pool = [f"ak-{secrets.token_hex(6)}|sk-{secrets.token_hex(16)}" for _ in range(pool)]
