@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import base64
 import io
+import json
+import os
 import re
 import time
 import uuid
@@ -173,3 +175,45 @@ async def test_external_task_id_is_unique_per_key(sandbox_server, kling):
     assert server.upstream.creates(server.secret, "kling") == creates
     # Another key may use the same value.
     await kling(server, server.make_key()).create_ok("text2video", t2v(external_task_id=external))
+
+
+async def test_special_characters_in_external_task_id_and_idempotency_key(sandbox_server, kling):
+    server = sandbox_server
+    client = kling(server, server.make_key())
+    tricky = f'order-%_"\\ {uuid.uuid4().hex[:6]}'  # LIKE wildcards, a quote and a backslash
+    near = tricky.replace("%", "x")  # matches `tricky` as a LIKE pattern, is another value
+    await client.create_ok("text2video", t2v(external_task_id=near))
+    first = await client.create_ok("text2video", t2v(external_task_id=tricky))
+    assert first["task_info"] == {"external_task_id": tricky}
+    assert_kling_error(await client.create("text2video", t2v(external_task_id=tricky)), 1201)
+
+    headers = {"Idempotency-Key": f"idem-{uuid.uuid4().hex}"}
+    once = await client.create_ok("text2video", t2v("same request"), headers=headers)
+    again = await client.create_ok("text2video", t2v("same request"), headers=headers)
+    assert again["task_id"] == once["task_id"]
+    reply = await client.create("text2video", t2v("another body"), headers=headers)
+    assert reply.status == 422 and reply.body["code"] == 1200, reply.text
+
+
+async def test_a_large_base64_image_is_stashed_and_sent_whole(sandbox_server, kling):
+    server = sandbox_server
+    client = kling(server, server.make_key())
+    noise = Image.frombytes("RGB", (400, 400), os.urandom(400 * 400 * 3))
+    buf = io.BytesIO()
+    noise.save(buf, format="PNG", compress_level=0)
+    image = base64.b64encode(buf.getvalue()).decode()
+    assert len(image) > 256 * 1024
+    task = await client.create_ok("image2video", {"image": image, "prompt": "static"})
+    row = server.db_query(f"SELECT request, upstream_request FROM tasks WHERE public_id = '{task['task_id']}'")[0]
+    assert len(row["request"]) < 4096 and len(row["upstream_request"]) < 4096, row
+    done = await client.wait("image2video", task["task_id"])
+    assert done["task_status"] == "succeed", done
+    assert image[:100] not in json.dumps(done)
+
+
+async def test_openapi_documents_the_kling_routes(sandbox_server, http):
+    async with http.get(f"{sandbox_server.url}/openapi.json") as resp:
+        doc = await resp.json()
+    for path in ("/kling/v1/videos/text2video", "/kling/v1/videos/image2video", "/kling/v1/images/generations"):
+        assert {"post", "get"} <= set(doc["paths"][path]), path
+        assert "get" in doc["paths"][path + "/{task_id}"], path
