@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 import json
@@ -186,6 +187,15 @@ async def test_special_characters_in_external_task_id_and_idempotency_key(sandbo
     first = await client.create_ok("text2video", t2v(external_task_id=tricky))
     assert first["task_info"] == {"external_task_id": tricky}
     assert_kling_error(await client.create("text2video", t2v(external_task_id=tricky)), 1201)
+
+    # Concurrent creates naming one new value: exactly one task.
+    fresh = f"order-{uuid.uuid4().hex[:8]}"
+    replies = await asyncio.gather(*(client.create("images", {"prompt": f"race {i}", "external_task_id": fresh})
+                                     for i in range(5)))
+    assert sorted(r.status for r in replies) == [200, 400, 400, 400, 400], [r.text for r in replies]
+    for r in replies:
+        if r.status == 400:
+            assert_kling_error(r, 1201)
 
     headers = {"Idempotency-Key": f"idem-{uuid.uuid4().hex}"}
     once = await client.create_ok("text2video", t2v("same request"), headers=headers)
