@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from harness.kling import KlingClient, assert_kling_error, kling_jwt
+from harness.webhooks import Receiver
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -26,7 +27,7 @@ def t2v(prompt: str, **extra: Any) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def gw(make_server, kling_emulator):
     """`gengate serve` (no sandbox) with one Kling channel on the emulator, its own `AK|SK` pair."""
-    server = make_server(sandbox=False, start=False)
+    server = make_server(sandbox=False, start=False, env={"GENGATE_URL_ALLOW_PRIVATE": "1"})
     secret = kling_emulator.new_secret()
     server.add_channel("kling", kling_emulator.provider_url("kling"), secret, name="emu-kling")
     server.upstream, server.secret = kling_emulator, secret
@@ -151,3 +152,28 @@ async def test_twenty_tasks_on_a_secret_capped_at_four(make_server, kling_emulat
     assert {d["task_status"] for d in done} == {"succeed"}
     counters = emu.counters(secret, "kling")
     assert counters["creates"] == 20 and counters["max_running"] <= 4, counters
+
+
+async def test_unknown_upstream_state_keeps_polling(gw, kling):
+    emu, secret = gw.upstream, gw.secret
+    emu.fault(provider="kling", op="poll", secret=secret, kind="unknown_state", count=8)
+    client = kling(gw, gw.make_key())
+    task = await client.create_ok("text2video", t2v("mystery"))
+    done = await client.wait("text2video", task["task_id"], timeout=60)
+    assert done["task_status"] == "succeed", done
+    assert "unknown upstream state" in gw.log_text()
+
+
+async def test_callback_url_gets_the_task_object_on_each_change(gw, kling):
+    client = kling(gw, gw.make_key())
+    with Receiver() as rx:
+        task = await client.create_ok("images", {"prompt": "hooked", "callback_url": rx.url("/kling-hook"),
+                                                 "external_task_id": "hook-1"})
+        done = await client.wait("images", task["task_id"])
+        assert done["task_status"] == "succeed", done
+        hits = await rx.wait(lambda hits: any(h.json().get("task_status") == "succeed" for h in hits))
+    bodies = [h.json() for h in hits]
+    assert all(b["task_id"] == task["task_id"] and b["task_info"] == {"external_task_id": "hook-1"}
+               for b in bodies), bodies
+    assert bodies[-1]["task_result"]["images"][0]["url"].startswith(gw.url + "/")
+    assert all(h.headers.get("webhook-signature", "").startswith("v1,") for h in hits)
