@@ -227,3 +227,17 @@ async def test_openapi_documents_the_kling_routes(sandbox_server, http):
     for path in ("/kling/v1/videos/text2video", "/kling/v1/videos/image2video", "/kling/v1/images/generations"):
         assert {"post", "get"} <= set(doc["paths"][path]), path
         assert "get" in doc["paths"][path + "/{task_id}"], path
+
+
+async def test_cancel_through_the_unified_api_refunds_and_shows_failed(sandbox_server, kling, http):
+    server = sandbox_server
+    name, key = server.make_named_key(credits=1_000_000)
+    client = kling(server, key)
+    task = await client.create_ok("text2video", t2v("cancel me", mode="pro", duration="10"))
+    async with http.post(f"{server.url}/v1/tasks/{task['task_id']}/cancel",
+                         headers={"Authorization": f"Bearer {key}", "Connection": "close"}) as resp:
+        assert resp.status == 200, await resp.text()
+        assert (await resp.json())["status"] == "cancelled"
+    shown = (await client.get("text2video", task["task_id"])).body["data"]
+    assert shown["task_status"] == "failed" and shown["task_status_msg"], shown
+    assert server.db_query(f"SELECT credits FROM keys WHERE name = '{name}'") == [{"credits": 1_000_000}]
