@@ -25,6 +25,7 @@ from gengate.emulator.ids import derived_digits_id, derived_uuid, digits_id
 from gengate.emulator.media import MediaSpec, frame_size, whole_frames
 from gengate.emulator.paging import page_params
 from gengate.emulator.replies import ProviderError, json_response, read_json
+from gengate.emulator.store import cap_for
 from gengate.emulator.timeline import Phase, StateWalk, TaskRecord
 
 PATHS: dict[str, str] = {
@@ -142,11 +143,34 @@ class _Api:
         if alias is not None and ctx.store.find_alias(ctx.provider, alias) is not None:
             raise _error(400, 1201, f"external_task_id {external} already exists")
         task = ctx.new_task(digits_id(18), secret, data)
-        if not ctx.accept(task, [alias] if alias else [], fail_code=FAIL_CODE, fail_message=FAIL_MESSAGE):
+        units = self._hold_units(task, int(data.get("n", 1)))
+        if units is None or not ctx.accept(task, [alias] if alias else [], fail_code=FAIL_CODE,
+                                           fail_message=FAIL_MESSAGE):
+            self._release_units(units or [])
             raise _error(429, 1303, "parallel task over resource pack limit")
         if (reply := await ctx.after_accept(request, secret)) is not None:
             return reply
         return _envelope(self.render(task, ctx.now()))
+
+    def _hold_units(self, task: TaskRecord, n: int) -> list[TaskRecord] | None:
+        """An image task of `n` images holds `n` concurrency units (§6): the task itself and `n - 1`
+        hidden unit records that run alongside it, so that `running` and the per-secret cap count
+        units. None when the cap leaves no room for them (those already held are released)."""
+        ctx = self.ctx
+        cap = cap_for(ctx.store.caps(), ctx.provider, task.secret)
+        held: list[TaskRecord] = []
+        for i in range(1, n):
+            unit = TaskRecord(provider=ctx.provider, id=f"{task.id}-unit{i}", secret=task.secret,
+                              accepted_at=task.accepted_at, duration=task.duration, data={"unit_of": task.id})
+            if ctx.store.add_task(unit, [], None if cap is None else cap - 1, task.accepted_at) is None:
+                self._release_units(held)
+                return None
+            held.append(unit)
+        return held
+
+    def _release_units(self, units: list[TaskRecord]) -> None:
+        for unit in units:
+            self.ctx.store.cancel_task(self.ctx.provider, unit.id, self.ctx.now())
 
     async def read(self, request: Request) -> Response:
         ctx = self.ctx
@@ -156,7 +180,7 @@ class _Api:
             if (reply := await ctx.before(request, "poll", secret)) is not None:
                 return reply
             task = ctx.own_task(task_id, secret)
-            if task is None or task.data["path"] != _path_of(request):
+            if task is None or task.data.get("path") != _path_of(request):
                 raise _error(404, 1203, f"task {task_id} not found")
             return _envelope(self.render(task, ctx.now(), unknown_state=ctx.unknown_state(secret)))
 

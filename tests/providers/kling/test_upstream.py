@@ -177,3 +177,36 @@ async def test_callback_url_gets_the_task_object_on_each_change(gw, kling):
                for b in bodies), bodies
     assert bodies[-1]["task_result"]["images"][0]["url"].startswith(gw.url + "/")
     assert all(h.headers.get("webhook-signature", "").startswith("v1,") for h in hits)
+
+
+async def test_an_image_task_of_n_images_holds_n_units(make_server, kling_emulator, kling):
+    emu = kling_emulator
+    secret = emu.new_secret()
+    emu.cap(secret, 4, provider="kling")  # Kling's own limit: a create past it is 1303
+    server = make_server(sandbox=False, start=False)
+    server.add_channel("kling", emu.provider_url("kling"), secret, name="units",
+                       extra=("--max-concurrency", "4"))
+    server.start()
+    client = kling(server, server.make_key())
+    tasks = await asyncio.gather(*(client.create_ok("images", {"prompt": f"units {i}", "n": 3})
+                                   for i in range(4)))
+    done = await asyncio.gather(*(client.wait("images", t["task_id"], timeout=120) for t in tasks))
+    assert {d["task_status"] for d in done} == {"succeed"}, done
+    assert all(len(d["task_result"]["images"]) == 3 for d in done)
+    counters = emu.counters(secret, "kling")
+    # Two tasks of 3 units never ran at once under a cap of 4; gengate queued them instead of a 1303.
+    assert counters["creates"] == 4 and counters["max_running"] == 3, counters
+    upstream_jobs = (await upstream(client.http, emu, secret).list("images", pageSize=50)).body["data"]
+    assert len(upstream_jobs) == 4  # the units are not jobs of their own
+
+
+async def test_the_emulator_refuses_units_past_the_cap_with_1303(http, kling_emulator):
+    emu = kling_emulator
+    secret = emu.new_secret()
+    emu.cap(secret, 4, provider="kling")
+    client = upstream(http, emu, secret)
+    assert_kling_error(await client.create("images", {"prompt": "too many", "n": 5}), 1303)
+    assert emu.counters(secret, "kling")["creates"] == 0
+    assert (await client.create("images", {"prompt": "fits", "n": 4})).status == 200
+    assert_kling_error(await client.create("text2video", {"prompt": "no room left"}), 1303)
+    assert emu.counters(secret, "kling")["running"] == 4
