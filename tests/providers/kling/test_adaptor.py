@@ -199,3 +199,24 @@ def test_error_envelope_codes_and_statuses():
     assert (lambda r: (r[0], r[1]["code"]))(body(NotFound("x"))) == (404, 1203)
     refused = body(UpstreamRefused("content safety", upstream_status=400, upstream_code="1301"))
     assert (refused[0], refused[1]["code"]) == (400, 1301)
+
+
+def test_durations_modes_and_models_as_kling_validates_them():
+    t2v = ADAPTOR.bound("text2video")
+    v3 = asyncio.run(t2v.prepare({"model": "kling-v3", "prompt": "x", "duration": "15", "mode": "pro",
+                                  "sound": "on"}, Resolver()))
+    assert v3.model == "kling-v3" and v3.units == {"seconds": 15.0, "pro": 1.0}
+    default = asyncio.run(t2v.prepare({"prompt": "x"}, Resolver()))
+    assert default.model == "kling-v1" and default.units == {"seconds": 5.0, "pro": 0.0}
+    assert asyncio.run(t2v.prepare({"prompt": "x", "duration": 10}, Resolver())).units["seconds"] == 10.0
+    for bad in ({"prompt": "x", "duration": "15"}, {"prompt": "x", "duration": "3"},
+                {"model_name": "kling-v3", "prompt": "x", "duration": "16"},
+                {"model_name": "kling-v2-master", "prompt": "x", "cfg_scale": 0.5},
+                {"prompt": "x", "camera_control": {"type": "simple", "config": {"zoom": 11}}},
+                {"prompt": "x", "duration": True}):
+        with pytest.raises(InvalidRequest) as exc:
+            asyncio.run(t2v.prepare(bad, Resolver()))
+        assert exc.value.code == "1201", bad
+    camera = {"type": "simple", "config": {"horizontal": 0, "vertical": 0, "pan": -3, "tilt": 0, "roll": 0,
+                                           "zoom": 0}}
+    assert asyncio.run(t2v.prepare({"prompt": "x", "camera_control": camera}, Resolver())).action == "text2video"
