@@ -195,6 +195,11 @@ class Resolver(Protocol):
         """A task this key owns (any state), by the id its family shows."""
         ...
 
+    async def task_by_field(self, provider: str, name: str, value: str) -> OwnedTask | None:
+        """A task of `provider` this key owns (not deleted) whose client request has the top-level
+        string field `name` equal to `value` (Kling's `external_task_id`, unique per key)."""
+        ...
+
     async def stash(self, value: str) -> str:
         """Keep large inline media (a base64 image of several MB) out of the stored request: the text
         goes to storage and the returned reference (`INLINE_PREFIX` + storage key) stands in for it

@@ -175,14 +175,33 @@ async def find_owned(conn: AsyncConnection, public_id: str, key_id: int,
     return (await conn.execute(select(tasks).where(cond))).first()
 
 
+async def find_owned_by_field(conn: AsyncConnection, key_id: int, provider: str, name: str,
+                              value: str) -> Row[Any] | None:
+    """The newest task of `key_id` and `provider` (not deleted) whose client request has the
+    top-level string field `name` equal to `value`. Only the key's own rows are read (its index); a
+    LIKE on the stored JSON narrows them, and the parsed request decides."""
+    needle = json.dumps(value)
+    pattern = "%" + needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    stmt = (select(tasks).where(tasks.c.key_id == key_id, tasks.c.provider == provider,
+                                tasks.c.deleted_at.is_(None), tasks.c.request.like(pattern, escape="\\"))
+            .order_by(tasks.c.id.desc()))
+    for row in (await conn.execute(stmt)).all():
+        request = json.loads(row.request)
+        if isinstance(request, dict) and request.get(name) == value:
+            return row
+    return None
+
+
 async def list_owned(conn: AsyncConnection, key_id: int, *, provider: str | None = None,
                      origin: str | None = None, limit: int = 20, after: str | None = None,
-                     offset: int = 0, oldest_first: bool = False) -> list[Row[Any]]:
+                     offset: int = 0, oldest_first: bool = False, action: str | None = None) -> list[Row[Any]]:
     """A key's tasks, newest first by default: paged by `after` (the public id of the previous
-    page's last item, a cursor) or by `offset` (page numbers)."""
+    page's last item, a cursor) or by `offset` (page numbers); `action` keeps one kind of task."""
     cond = and_(tasks.c.key_id == key_id, tasks.c.deleted_at.is_(None))
     if provider is not None:
         cond = and_(cond, tasks.c.provider == provider)
+    if action is not None:
+        cond = and_(cond, tasks.c.action == action)
     if origin is not None:
         cond = and_(cond, tasks.c.origin == origin)
     if after is not None:
@@ -196,10 +215,12 @@ async def list_owned(conn: AsyncConnection, key_id: int, *, provider: str | None
 
 
 async def count_owned(conn: AsyncConnection, key_id: int, *, provider: str | None = None,
-                      origin: str | None = None) -> int:
+                      origin: str | None = None, action: str | None = None) -> int:
     cond = and_(tasks.c.key_id == key_id, tasks.c.deleted_at.is_(None))
     if provider is not None:
         cond = and_(cond, tasks.c.provider == provider)
+    if action is not None:
+        cond = and_(cond, tasks.c.action == action)
     if origin is not None:
         cond = and_(cond, tasks.c.origin == origin)
     return int(await conn.scalar(select(func.count()).select_from(tasks).where(cond)) or 0)

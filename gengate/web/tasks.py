@@ -42,6 +42,13 @@ class KeyResolver:
                          state=TaskState(row.state), upstream_id=row.upstream_id,
                          outputs=tuple((o.upstream_id, json.loads(o.meta)) for o in outs))
 
+    async def task_by_field(self, provider: str, name: str, value: str) -> OwnedTask | None:
+        async with self.ctx.db.read() as conn:
+            row = await store.find_owned_by_field(conn, self.key.id, provider, name, value)
+            if row is None:
+                return None
+        return await self.task(row.public_id, provider)
+
     async def stash(self, value: str) -> str:
         return await inline.stash(self.ctx.storage, value)
 

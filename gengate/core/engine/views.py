@@ -29,16 +29,17 @@ class ViewsJob(EngineBase):
 
     async def list_owned(self, key: ClientKey, *, provider: str | None = None, origin: str | None = None,
                          limit: int = 20, after: str | None = None, offset: int = 0,
-                         oldest_first: bool = False) -> list[TaskView]:
+                         oldest_first: bool = False, action: str | None = None) -> list[TaskView]:
         """One page of the key's tasks (deleted ones left out), as views."""
         async with self.db.read() as conn:
             rows = await store.list_owned(conn, key.id, provider=provider, origin=origin, limit=limit,
-                                          after=after, offset=offset, oldest_first=oldest_first)
+                                          after=after, offset=offset, oldest_first=oldest_first, action=action)
             return [await self._view(conn, r) for r in rows]
 
-    async def count_owned(self, key: ClientKey, *, provider: str | None = None, origin: str | None = None) -> int:
+    async def count_owned(self, key: ClientKey, *, provider: str | None = None, origin: str | None = None,
+                          action: str | None = None) -> int:
         async with self.db.read() as conn:
-            return await store.count_owned(conn, key.id, provider=provider, origin=origin)
+            return await store.count_owned(conn, key.id, provider=provider, origin=origin, action=action)
 
     async def view(self, row: Row[Any]) -> TaskView:
         return await self.db.run_read(lambda conn: self._view(conn, row))
