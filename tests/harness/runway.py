@@ -50,14 +50,16 @@ class Reply:
 
 
 class RunwayRaw:
-    """Raw HTTP on gengate's `/runway/v1` with one key (None: no Authorization header)."""
+    """Raw HTTP on gengate's `/runway/v1` with one key (None: no Authorization header) and one
+    `X-Runway-Version` (None: none)."""
 
-    def __init__(self, http: aiohttp.ClientSession, base: str, key: str | None) -> None:
-        self.http, self.base, self.key = http, base.rstrip("/") + "/runway", key
+    def __init__(self, http: aiohttp.ClientSession, base: str, key: str | None,
+                 version: str | None = "2024-11-06") -> None:
+        self.http, self.base, self.key, self.version = http, base.rstrip("/") + "/runway", key, version
 
     async def request(self, method: str, path: str, *, json_body: Any = None, data: Any = None,
                       headers: dict[str, str] | None = None) -> Reply:
-        h = {"X-Runway-Version": "2024-11-06"}
+        h = {"X-Runway-Version": self.version} if self.version else {}
         if self.key is not None:
             h["Authorization"] = f"Bearer {self.key}"
         h.update(headers or {})
