@@ -35,6 +35,13 @@ def png_data_uri(width: int = 64, height: int = 36, color: tuple[int, int, int] 
     return "data:image/png;base64," + base64.b64encode(out.getvalue()).decode()
 
 
+def noisy_png_data_uri(side: int) -> str:
+    """A PNG of noise (it does not compress): about side * side bytes, for large inline images."""
+    out = io.BytesIO()
+    Image.effect_noise((side, side), 120).convert("RGB").save(out, format="PNG", compress_level=1)
+    return "data:image/png;base64," + base64.b64encode(out.getvalue()).decode()
+
+
 def i2v(**over: Any) -> dict[str, Any]:
     """A valid `image_to_video` body (JSON field names)."""
     return {"model": "gen4_turbo", "promptImage": png_data_uri(), "ratio": "1280:720", "duration": 5,
