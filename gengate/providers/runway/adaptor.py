@@ -120,7 +120,7 @@ class RunwayAdaptor:
         """A create whose action follows from its model (`gen4_image` draws an image, `gen4_turbo`
         animates one); the routes use `for_action`, which fixes the action by path."""
         model = body.get("model") if isinstance(body, dict) else None
-        action = "text_to_image" if model in rules.IMAGE_MODELS else "image_to_video"
+        action = "text_to_image" if isinstance(model, str) and model in rules.IMAGE_MODELS else "image_to_video"
         return await self.prepare_action(action, body, resolver)
 
     async def prepare_action(self, action: str, request: Any, resolver: Resolver) -> Prepared:

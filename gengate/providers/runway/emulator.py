@@ -240,7 +240,7 @@ def _common(body: Mapping[str, Any], issues: list[dict[str, Any]], text_required
 
 def _model(body: Mapping[str, Any], known: Mapping[str, Any], issues: list[dict[str, Any]]) -> str | None:
     model = body.get("model")
-    if model not in known:
+    if not isinstance(model, str) or model not in known:
         issues.append({"code": "invalid_value", "values": sorted(known), "path": ["model"],
                        "message": "Invalid model"})
         return None

@@ -94,7 +94,7 @@ def _model(body: Mapping[str, Any], known: Mapping[str, Any], issues: _Issues) -
     model = body.get("model")
     if model is None:
         issues.add(["model"], "Required", "invalid_type", expected="string")
-    elif model not in known:
+    elif not isinstance(model, str) or model not in known:
         issues.invalid_value(["model"], sorted(known), f"Invalid input: expected one of {', '.join(sorted(known))}")
     else:
         return str(model)
