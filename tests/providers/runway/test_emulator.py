@@ -88,6 +88,8 @@ async def test_auth_and_version_are_required(instant, http):
     (video(ratio="16:9"), ["ratio"]),
     (video(duration=7), ["duration"]),
     (video(model="gen9"), ["model"]),
+    (video(model={"name": "gen4_turbo"}), ["model"]),
+    (video(duration=[5]), ["duration"]),
     (video(promptImage="http://example.com/a.png"), ["promptImage"]),
     (video(promptImage="https://10.0.0.1/a.png"), ["promptImage"]),
     (video(promptImage="https://assets.example.invalid/a.png"), ["promptImage"]),

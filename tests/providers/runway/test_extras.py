@@ -42,6 +42,11 @@ async def test_a_data_uri_over_5_mb_is_refused(server, http):
     assert_runway_error(reply, 400, issue_path=["promptImage"])
 
 
+async def test_a_body_over_the_media_limit_is_413(server, http):
+    huge = "data:image/png;base64," + "A" * (21 * 1024 * 1024)
+    assert_runway_error(await RunwayRaw(http, server.url, server.make_key()).create(i2v(promptImage=huge)), 413)
+
+
 async def test_idempotency_key_replays_the_same_task(server, http):
     raw = RunwayRaw(http, server.url, server.make_key())
     before = server.upstream.creates(server.secret, "runway")
