@@ -53,6 +53,7 @@ async def test_image_to_video_waits_for_gengate_urls(sandbox_server, http):
         unified = await resp.json()
     assert unified["id"] == task.id and unified["status"] == "succeeded" and unified["provider"] == "runway"
     assert unified["cost"] == {"reserved": GEN4_TURBO_5S, "settled": GEN4_TURBO_5S}
+    assert "Traceback" not in server.log_text()
 
 
 async def test_text_to_image_with_the_sync_client(sandbox_server, http, fast_polls):
@@ -120,6 +121,7 @@ async def test_delete_cancels_a_live_task_refunds_it_and_then_it_is_gone(sandbox
         await client.tasks.delete(created.id)
     assert server.credits(name) == 1_000_000  # refunded once
     assert server.upstream.counters(server.secret, "runway")["cancels"] == before + 1  # aborted upstream too
+    assert "Traceback" not in server.log_text()
 
 
 async def test_delete_of_a_finished_task_keeps_its_charge(sandbox_server, fast_polls):
