@@ -202,7 +202,8 @@ class RunwayAdaptor:
     # ------------------------------------------------------------ render
     def render(self, task: TaskView) -> dict[str, Any]:
         status = runway_status(task)
-        out: dict[str, Any] = {"id": task.public_id, "status": status, "createdAt": iso_ms(task.created_at)}
+        out: dict[str, Any] = {**_extra_fields(task.upstream_reply), "id": task.public_id, "status": status,
+                               "createdAt": iso_ms(task.created_at)}
         if status in _LIVE:
             out["estimatedCost"] = {"credits": _runway_credits(task.reserved)}
             if status == "RUNNING":
@@ -224,6 +225,19 @@ class RunwayAdaptor:
 
     def provider_state(self, task: TaskView) -> str:
         return runway_status(task)
+
+
+def _extra_fields(reply: Any) -> dict[str, Any]:
+    """Fields of the last upstream task object that gengate does not rewrite (a newer API's
+    additions pass through), unless they could carry an upstream URL or id."""
+    if not isinstance(reply, dict):
+        return {}
+    return {k: v for k, v in reply.items()
+            if k not in _REWRITTEN and "http" not in json.dumps(v) and reply.get("id") not in json.dumps(v)}
+
+
+_REWRITTEN = frozenset({"id", "status", "createdAt", "estimatedCost", "progress", "output", "cost", "failure",
+                        "failureCode"})
 
 
 def runway_status(task: TaskView) -> str:

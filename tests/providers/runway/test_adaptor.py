@@ -166,3 +166,13 @@ async def test_a_large_data_uri_is_stashed_out_of_the_stored_request():
                                 "ratio": "960:960", "duration": 5}, NoStash())
     assert prepared.request["promptImage"][0]["uri"].startswith("gengate-inline:")
     assert prepared.upstream_request["promptImage"][0]["uri"].startswith("gengate-inline:")
+
+
+def test_extra_upstream_fields_pass_through_but_never_urls_or_ids():
+    reply = {"id": "u-9", "status": "RUNNING", "progress": 0.5, "queuePosition": 3, "model": "gen4_turbo",
+             "previewUrl": "https://cdn.runway.example/u-9.jpg", "parent": {"task": "u-9"}}
+    body = A.render(view(S.RUNNING, upstream_state="RUNNING", progress=50, upstream_reply=reply))
+    assert body["queuePosition"] == 3 and body["model"] == "gen4_turbo"
+    assert "previewUrl" not in body and "parent" not in body
+    assert body["id"] == "0b9e7c1a-5d3f-4e2b-9a61-7f0c2d8e4b13" and body["progress"] == 0.5
+    assert type(validate_type(type_=TaskRetrieveResponse, value=body)) is Running
