@@ -78,3 +78,23 @@ async def test_openapi_documents_the_runway_routes(server, http):
     assert "post" in paths["/runway/v1/image_to_video"] and "post" in paths["/runway/v1/text_to_image"]
     assert {"get", "delete"} <= set(paths["/runway/v1/tasks/{task_id}"])
     assert "requestBody" in paths["/runway/v1/image_to_video"]["post"]
+
+
+async def test_a_task_survives_a_restart_of_the_sandbox_server(server, fast_polls):
+    name, key = server.make_named_key(credits=1_000_000)
+    server.upstream.hold(True, provider="runway")
+    try:
+        created = await sdk(server.url, key).image_to_video.create(
+            model="gen4_turbo", prompt_image=noisy_png_data_uri(8), ratio="1280:720", duration=5)
+        server.restart()
+    finally:
+        server.upstream.hold(False, provider="runway")
+    task = await sdk(server.url, key).tasks.retrieve(created.id)
+    assert task.status in ("PENDING", "RUNNING", "SUCCEEDED"), task
+    for _ in range(100):
+        task = await sdk(server.url, key).tasks.retrieve(created.id)
+        if task.status == "SUCCEEDED":
+            break
+        await asyncio.sleep(0.2)
+    assert task.status == "SUCCEEDED", task
+    assert server.db_query(f"SELECT credits FROM keys WHERE name = '{name}'") == [{"credits": 750_000}]
