@@ -118,7 +118,8 @@ class RunwayAdaptor:
     # ------------------------------------------------------------ create
     async def prepare(self, body: Any, resolver: Resolver) -> Prepared:
         """A create whose action follows from its model (`gen4_image` draws an image, `gen4_turbo`
-        animates one); the routes use `for_action`, which fixes the action by path."""
+        animates one), for other views such as `/v1/videos`; Runway's own routes fix the action by path
+        (`ActionAdaptor`)."""
         model = body.get("model") if isinstance(body, dict) else None
         action = "text_to_image" if isinstance(model, str) and model in rules.IMAGE_MODELS else "image_to_video"
         return await self.prepare_action(action, body, resolver)
@@ -154,7 +155,10 @@ class RunwayAdaptor:
     def parse_submit(self, reply: HttpReply, ref: TaskRef) -> Submitted:
         if 200 <= reply.status < 300:
             body = reply.json()
-            return Submitted(Outcome.ACCEPTED, upstream_id=str(body["id"]), upstream_state="PENDING", reply=body)
+            upstream_id = body["id"]
+            if not isinstance(upstream_id, str) or not upstream_id:
+                raise ValueError("no task id in the create reply")  # the core reads it as ambiguous
+            return Submitted(Outcome.ACCEPTED, upstream_id=upstream_id, upstream_state="PENDING", reply=body)
         message, validation = _error_of(reply)
         if "enough credits" in message.lower():
             return Submitted(Outcome.NO_CREDIT, error_code="INSUFFICIENT_CREDITS", error_message=message)
@@ -184,8 +188,9 @@ class RunwayAdaptor:
             outputs = tuple(OutputSpec(kind=kind, upstream_id=None, urls={"url": u}, meta={"index": i})
                             for i, u in enumerate(urls))
         progress: int | None = None
-        if raw == "RUNNING" and isinstance(body.get("progress"), int | float):
-            progress = max(0, min(99, round(float(body["progress"]) * 100)))
+        share = body.get("progress")
+        if raw == "RUNNING" and isinstance(share, int | float) and not isinstance(share, bool):
+            progress = max(0, min(99, round(float(share) * 100)))
         elif raw in ("PENDING", "THROTTLED"):
             progress = 0
         failure = body.get("failure") if state is S.FAILED else None

@@ -82,6 +82,12 @@ def test_parse_submit(status, body, outcome):
         assert sub.error_code == "validation" and "promptImage: Failed to fetch asset." in sub.error_message
 
 
+@pytest.mark.parametrize("body", [{"id": None}, {"id": ""}, {"estimatedCost": {"credits": 1}}, ["u-1"]])
+def test_a_2xx_create_reply_without_an_id_is_unreadable(body):
+    with pytest.raises((ValueError, KeyError, TypeError)):  # the core treats these as an ambiguous create
+        A.parse_submit(reply(200, body), REF)
+
+
 def test_parse_poll_reads_every_status_and_keeps_polling_unknown_ones():
     running = A.parse_poll(reply(200, {"id": "u", "status": "RUNNING", "progress": 0.35, "extra": 1}), REF)
     assert (running.state, running.progress, running.known) == (S.RUNNING, 35, True)
