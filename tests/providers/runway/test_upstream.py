@@ -78,6 +78,42 @@ async def test_an_ambiguous_create_is_not_resent_and_is_refunded(setup, http, em
     assert server.db_query(f"SELECT credits FROM keys WHERE name = '{name}'") == [{"credits": 1_000_000}]
 
 
+async def wait_end(raw: RunwayRaw, task_id: str) -> dict:
+    for _ in range(300):
+        task = (await raw.get(task_id)).body
+        if task["status"] in ("SUCCEEDED", "FAILED", "CANCELLED"):
+            return task
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"task {task_id} did not end: {task}")
+
+
+async def test_a_garbled_create_reply_fails_the_task_with_a_refund(setup, http, emulator):
+    server, secrets = setup
+    name, key = server.make_named_key(credits=1_000_000)
+    before = emulator.creates(secrets["main"], "runway")
+    emulator.fault(provider="runway", op="create", kind="malformed", count=1, secret=secrets["main"])
+    raw = RunwayRaw(http, server.url, key)
+    reply = await raw.create(i2v())
+    assert reply.status == 200, reply.text
+    task = await wait_end(raw, reply.body["id"])
+    assert task["status"] == "FAILED" and task["cost"] == {"credits": 0}, task
+    assert emulator.creates(secrets["main"], "runway") == before  # nothing was made, nothing re-sent
+    assert server.db_query(f"SELECT credits FROM keys WHERE name = '{name}'") == [{"credits": 1_000_000}]
+
+
+async def test_a_429_on_create_is_retried_later_and_succeeds(setup, http, emulator):
+    server, secrets = setup
+    raw = RunwayRaw(http, server.url, server.make_key())
+    before = emulator.creates(secrets["main"], "runway")
+    emulator.fault(provider="runway", op="create", kind="status", status=429, retry_after=1, count=1,
+                   secret=secrets["main"])
+    reply = await raw.create(i2v())
+    assert reply.status == 200, reply.text
+    task = await wait_end(raw, reply.body["id"])
+    assert task["status"] == "SUCCEEDED", task
+    assert emulator.creates(secrets["main"], "runway") == before + 1
+
+
 async def test_a_task_waiting_for_a_slot_is_throttled(setup, emulator, fast_polls):
     server, secrets = setup
     client = sdk(server.url, server.make_key())
