@@ -234,7 +234,8 @@ def _common(body: Mapping[str, Any], issues: list[dict[str, Any]], text_required
     elif text is not None and (not isinstance(text, str) or not text or len(text.encode("utf-16-le")) > 2000):
         issues.append(_issue(["promptText"], "promptText must be 1-1000 characters", "invalid_type"))
     seed = body.get("seed")
-    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed <= 4294967295):
+    whole = isinstance(seed, int | float) and not isinstance(seed, bool) and float(seed).is_integer()
+    if seed is not None and (not whole or not 0 <= seed <= 4294967295):
         issues.append(_issue(["seed"], "seed must be an integer from 0 to 4294967295", "invalid_type"))
 
 

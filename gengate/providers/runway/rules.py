@@ -102,7 +102,10 @@ def _model(body: Mapping[str, Any], known: Mapping[str, Any], issues: _Issues) -
 
 
 def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+    """A whole number: JSON does not tell 5 from 5.0, and neither does Runway (a JavaScript API)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return isinstance(value, int) or value.is_integer()
 
 
 def _prompt_text(body: Mapping[str, Any], issues: _Issues, required: bool) -> None:

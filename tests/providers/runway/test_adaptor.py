@@ -152,6 +152,9 @@ async def test_prepare_prices_and_settles():
     five = await A.prepare({"model": "gen4_turbo", "promptImage": png_data_uri(), "ratio": "1280:720",
                             "duration": 5}, NoStash())
     assert five.action == "image_to_video" and A.price(five.units, TABLE) == 250_000
+    whole = await A.prepare({"model": "gen4_turbo", "promptImage": png_data_uri(), "ratio": "1280:720",
+                             "duration": 5.0, "seed": 7.0}, NoStash())
+    assert A.price(whole.units, TABLE) == 250_000  # 5.0 is 5 in JSON
     image = await A.prepare({"model": "gen4_image", "promptText": "a fox", "ratio": "720:720"}, NoStash())
     assert image.action == "text_to_image" and A.price(image.units, TABLE) == 50_000
     big = await A.prepare({"model": "gen4_image", "promptText": "a fox", "ratio": "2112:912"}, NoStash())

@@ -131,6 +131,13 @@ async def test_a_video_walks_pending_running_succeeded_and_plays(slow, http):
         assert abs(container.duration / 1_000_000 - 5) < 0.3
 
 
+async def test_whole_numbers_written_as_floats_are_accepted(instant, http):
+    status, created = await call(http, instant, "POST", "/image_to_video", video(duration=5.0, seed=7.0))
+    assert status == 200 and created["estimatedCost"] == {"credits": 25}, created
+    status, body = await call(http, instant, "POST", "/image_to_video", video(seed=7.5))
+    assert status == 400 and ["seed"] in [i["path"] for i in body["issues"]]
+
+
 async def test_an_image_is_a_png_of_the_ratio(instant, http):
     status, created = await call(http, instant, "POST", "/text_to_image",
                                  {"model": "gen4_image", "promptText": "a fox", "ratio": "1280:720"})
