@@ -1,0 +1,316 @@
+"""Emulated Runway upstream (runway.md), written from the spec alone.
+
+Served below `/runway` by the emulator app, so a channel's base URL is `http://HOST:P/runway` and
+Runway's own paths follow: `POST /v1/image_to_video`, `POST /v1/text_to_image`,
+`GET /v1/tasks/{id}`, `DELETE /v1/tasks/{id}` (cancel a live task, delete an ended one; 404 after),
+`GET /v1/organization`. Every call needs `Authorization: Bearer <secret>` and a supported
+`X-Runway-Version`. It must not import gengate's Runway adaptor: a misread of the format must not
+hide on both sides.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import ipaddress
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+from urllib.parse import urlsplit
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from gengate.emulator.auth import BEARER
+from gengate.emulator.base import EmulatorContext
+from gengate.emulator.clock import iso_z
+from gengate.emulator.ids import uuid_id
+from gengate.emulator.media import MediaSpec, whole_frames
+from gengate.emulator.replies import ProviderError, json_response, read_json
+from gengate.emulator.timeline import Phase, StateWalk, TaskRecord
+
+VERSIONS = frozenset({"2024-11-06", "2024-09-13"})  # an old version stays supported for a while (§1)
+DOC_URL = "https://docs.dev.runwayml.com/api"
+VALIDATION = "Validation of body failed"
+WALK = StateWalk(((0.15, "PENDING"), (1.0, "RUNNING")),
+                 {Phase.SUCCEEDED: "SUCCEEDED", Phase.FAILED: "FAILED", Phase.CANCELED: "CANCELLED"})
+UNKNOWN_STATE = "MYSTERY_STATE"
+FAIL_CODE = "SAFETY.INPUT.TEXT"
+FAIL_MESSAGE = "Prompt flagged"
+DELETED = "runway-deleted"  # the store's "provider" under which a deleted task leaves a tombstone
+FPS = 8  # low, so that rendering stays fast
+SHORT_SIDE = 360  # videos are drawn small, in the ratio asked for (the reply states no size)
+MAX_DATA_URI = 5 * 1024 * 1024
+DATA_URI = re.compile(r"^data:image/(png|jpeg|jpg|webp|gif);base64,", re.IGNORECASE)
+
+# Per model: the ratios, durations (None: an image model) and credits (per second, or per image by
+# 720p/1080p), from runway.md §3.
+VIDEO: dict[str, tuple[tuple[str, ...], tuple[int, ...], int, tuple[str, ...]]] = {
+    "gen4_turbo": (("1280:720", "720:1280", "1104:832", "832:1104", "960:960", "1584:672"), (5, 10), 5, ("first",)),
+    "gen3a_turbo": (("1280:768", "768:1280"), (5, 10), 5, ("first", "last")),
+}
+IMAGE_720P = ("1280:720", "720:1280", "720:720", "960:720", "720:960", "1680:720")
+IMAGE_1080P = ("1920:1080", "1080:1920", "1024:1024", "1360:768", "1080:1080", "1168:880", "1440:1080", "1080:1440",
+               "1808:768", "2112:912")
+IMAGE: dict[str, tuple[int, int]] = {"gen4_image": (5, 8), "gen4_image_turbo": (2, 2)}
+
+
+class _Invalid(Exception):
+    def __init__(self, issues: list[dict[str, Any]]) -> None:
+        super().__init__(VALIDATION)
+        self.issues = issues
+
+
+def _issue(path: Sequence[str | int], message: str, code: str = "custom", **extra: Any) -> dict[str, Any]:
+    return {"code": code, "path": list(path), "message": message, **extra}
+
+
+class RunwayEmulator:
+    provider: ClassVar[str] = "runway"
+    sandbox_models: ClassVar[tuple[str, ...]] = ("gen4_turbo", "gen4_image")
+
+    def routes(self, ctx: EmulatorContext) -> Sequence[BaseRoute]:
+        api = _Api(ctx)
+        return [
+            Route("/v1/image_to_video", api.image_to_video, methods=["POST"]),
+            Route("/v1/text_to_image", api.text_to_image, methods=["POST"]),
+            Route("/v1/tasks/{task_id}", api.read, methods=["GET"]),
+            Route("/v1/tasks/{task_id}", api.delete, methods=["DELETE"]),
+            Route("/v1/organization", api.organization, methods=["GET"]),
+        ]
+
+    def error_response(self, status: int, message: str, reason: str | None = None,
+                       headers: Mapping[str, str] | None = None) -> Response:
+        body: dict[str, Any] = {"error": message}
+        if status == 400 and reason == "validation":
+            body["docUrl"] = DOC_URL
+        return json_response(body, status, headers)
+
+
+class _Api:
+    def __init__(self, ctx: EmulatorContext) -> None:
+        self.ctx = ctx
+
+    def _secret(self, request: Request) -> str:
+        secret = self.ctx.authenticate(request, BEARER, "Invalid API key")
+        version = request.headers.get("x-runway-version")
+        if not version:
+            raise ProviderError(400, "You must specify an X-Runway-Version header.")
+        if version not in VERSIONS:
+            raise ProviderError(400, f"The API version {version} is not supported. "
+                                     f"Supported versions: {', '.join(sorted(VERSIONS))}.")
+        return secret
+
+    def _own_task(self, task_id: str, secret: str) -> TaskRecord:
+        task = self.ctx.own_task(task_id, secret)
+        if task is None or self.ctx.store.get_task(DELETED, task_id) is not None:
+            raise ProviderError(404, "Not found")
+        return task
+
+    async def image_to_video(self, request: Request) -> Response:
+        return await self._create(request, "image_to_video")
+
+    async def text_to_image(self, request: Request) -> Response:
+        return await self._create(request, "text_to_image")
+
+    async def _create(self, request: Request, action: str) -> Response:
+        ctx = self.ctx
+        secret = self._secret(request)
+        if (reply := await ctx.before(request, "create", secret)) is not None:
+            return reply
+        body = await read_json(request)
+        try:
+            plan = validate_video(body) if action == "image_to_video" else validate_image(body)
+        except _Invalid as exc:
+            return json_response({"error": VALIDATION, "issues": exc.issues, "docUrl": DOC_URL}, 400)
+        task = ctx.new_task(uuid_id(), secret, {"action": action, **plan})
+        data = task.data
+        data["createdAt"] = iso_z(task.accepted_at, 3)
+        if not ctx.accept(task, fail_code=FAIL_CODE, fail_message=FAIL_MESSAGE):
+            raise ProviderError(429, "You have too many tasks running. Please wait for one to finish.")
+        if (reply := await ctx.after_accept(request, secret)) is not None:
+            return reply
+        return json_response({"id": task.id, "estimatedCost": {"credits": data["credits"]}})
+
+    async def read(self, request: Request) -> Response:
+        ctx = self.ctx
+        secret = self._secret(request)
+        task_id = request.path_params["task_id"]
+        async with ctx.polling(secret, task_id):
+            if (reply := await ctx.before(request, "poll", secret)) is not None:
+                return reply
+            task = self._own_task(task_id, secret)
+            return json_response(self.render(task, ctx.now(), unknown_state=ctx.unknown_state(secret)))
+
+    async def delete(self, request: Request) -> Response:
+        ctx = self.ctx
+        secret = self._secret(request)
+        if (reply := await ctx.before(request, "cancel", secret)) is not None:
+            return reply
+        task = self._own_task(request.path_params["task_id"], secret)
+        ctx.cancel(task)  # a live task is aborted; an ended one is only deleted
+        now = ctx.now()
+        tombstone = TaskRecord(provider=DELETED, id=task.id, secret=secret, accepted_at=now - 1, duration=0.0,
+                               canceled_at=now - 1)
+        ctx.store.add_task(tombstone, (), None, now)
+        return Response(status_code=204)
+
+    async def organization(self, request: Request) -> Response:
+        self._secret(request)
+        return json_response({"creditBalance": 1_000_000, "tier": {"maxMonthlyCreditSpend": 1_000_000,
+                                                                   "models": {}},
+                              "usage": {"models": {}}})
+
+    def render(self, task: TaskRecord, now: float, *, unknown_state: bool = False) -> dict[str, Any]:
+        """The task object as it stands at `now` (runway.md §4)."""
+        data = task.data
+        progress = task.progress(now)
+        status = UNKNOWN_STATE if unknown_state else WALK.state(progress)
+        obj: dict[str, Any] = {"id": task.id, "status": status, "createdAt": data["createdAt"]}
+        if status in ("PENDING", "THROTTLED", "RUNNING", UNKNOWN_STATE):
+            obj["estimatedCost"] = {"credits": data["credits"]}
+            if status == "RUNNING":
+                obj["progress"] = round(max(0.0, (progress.fraction - 0.15) / 0.85), 2)
+        elif status == "SUCCEEDED":
+            obj["output"] = [self._output_url(task, now)]
+            obj["cost"] = {"credits": data["credits"]}
+        else:
+            obj["cost"] = {"credits": 0}
+            if status == "FAILED":
+                obj["failure"] = task.fail_message or FAIL_MESSAGE
+                obj["failureCode"] = task.fail_code or FAIL_CODE
+        return obj
+
+    def _output_url(self, task: TaskRecord, now: float) -> str:
+        data = task.data
+        if data["action"] == "text_to_image":
+            spec = MediaSpec("png", task.id, data["width"], data["height"])
+            return self.ctx.media_url(spec, "output.png", now)
+        spec = MediaSpec("mp4", task.id, data["width"], data["height"], data["seconds"], FPS)
+        return self.ctx.media_url(spec, "output.mp4", now)
+
+
+# ------------------------------------------------------------------------------------------- validation
+def _check_uri(value: Any, path: list[str | int], issues: list[dict[str, Any]]) -> None:
+    """What Runway can fetch: HTTPS on a domain name (`.invalid` hosts answer 404, as a missing
+    asset would), or an image data URI up to 5 MB that decodes."""
+    if not isinstance(value, str) or not value:
+        issues.append(_issue(path, "Expected string", "invalid_type", expected="string"))
+        return
+    if value.lower().startswith("data:"):
+        match = DATA_URI.match(value)
+        try:
+            raw = base64.b64decode(value[match.end():], validate=True) if match else None
+        except (binascii.Error, ValueError):
+            raw = None
+        if raw is None:
+            issues.append(_issue(path, "Invalid data URI."))
+        elif len(raw) > MAX_DATA_URI:
+            issues.append(_issue(path, "The data URI is larger than 5MB.", "too_big"))
+        return
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname or ""
+    except ValueError:
+        host, parts = "", None
+    if parts is None or parts.scheme != "https" or not host:
+        issues.append(_issue(path, "Invalid URL: only HTTPS URLs and data URIs are supported."))
+        return
+    try:
+        ipaddress.ip_address(host)
+        issues.append(_issue(path, "Invalid URL: IP addresses are not supported, use a domain name."))
+        return
+    except ValueError:
+        pass
+    if host.endswith(".invalid"):
+        issues.append(_issue(path, 'Failed to fetch asset. Received HTTP response code "404".'))
+
+
+def _common(body: Mapping[str, Any], issues: list[dict[str, Any]], text_required: bool) -> None:
+    text = body.get("promptText")
+    if text is None and text_required:
+        issues.append(_issue(["promptText"], "Required", "invalid_type", expected="string"))
+    elif text is not None and (not isinstance(text, str) or not text or len(text.encode("utf-16-le")) > 2000):
+        issues.append(_issue(["promptText"], "promptText must be 1-1000 characters", "invalid_type"))
+    seed = body.get("seed")
+    whole = isinstance(seed, int | float) and not isinstance(seed, bool) and float(seed).is_integer()
+    if seed is not None and (not whole or not 0 <= seed <= 4294967295):
+        issues.append(_issue(["seed"], "seed must be an integer from 0 to 4294967295", "invalid_type"))
+
+
+def _model(body: Mapping[str, Any], known: Mapping[str, Any], issues: list[dict[str, Any]]) -> str | None:
+    model = body.get("model")
+    if not isinstance(model, str) or model not in known:
+        issues.append({"code": "invalid_value", "values": sorted(known), "path": ["model"],
+                       "message": "Invalid model"})
+        return None
+    return str(model)
+
+
+def _size(ratio: str, short: int) -> tuple[int, int]:
+    wide, tall = (int(x) for x in ratio.split(":"))
+    scale = short / min(wide, tall)
+    return max(2, round(wide * scale / 2) * 2), max(2, round(tall * scale / 2) * 2)
+
+
+def validate_video(body: dict[str, Any]) -> dict[str, Any]:
+    issues: list[dict[str, Any]] = []
+    model = _model(body, VIDEO, issues)
+    _common(body, issues, text_required=False)
+    image = body.get("promptImage")
+    if isinstance(image, list) and image:
+        positions = VIDEO[model][3] if model else ("first", "last")
+        for i, item in enumerate(image):
+            item = item if isinstance(item, dict) else {}
+            _check_uri(item.get("uri"), ["promptImage", i, "uri"], issues)
+            if item.get("position") not in positions:
+                issues.append({"code": "invalid_value", "values": list(positions),
+                               "path": ["promptImage", i, "position"], "message": "Invalid position"})
+        if len(image) > len(positions):
+            issues.append(_issue(["promptImage"], "Too many prompt images", "too_big"))
+    else:
+        _check_uri(image, ["promptImage"], issues)
+    ratio = body.get("ratio")
+    duration = body.get("duration", 10)
+    if model is not None:
+        ratios, durations, _, _ = VIDEO[model]
+        if ratio not in ratios:
+            issues.append({"code": "invalid_value", "values": list(ratios), "path": ["ratio"],
+                           "message": "Invalid ratio"})
+        if duration not in durations or isinstance(duration, bool):
+            issues.append({"code": "invalid_value", "values": list(durations), "path": ["duration"],
+                           "message": "Invalid duration"})
+    if issues:
+        raise _Invalid(issues)
+    assert model is not None
+    width, height = _size(str(ratio), SHORT_SIDE)
+    return {"model": model, "width": width, "height": height, "seconds": whole_frames(float(duration), FPS),
+            "credits": VIDEO[model][2] * int(duration)}
+
+
+def validate_image(body: dict[str, Any]) -> dict[str, Any]:
+    issues: list[dict[str, Any]] = []
+    model = _model(body, IMAGE, issues)
+    _common(body, issues, text_required=True)
+    ratio = body.get("ratio")
+    if ratio not in IMAGE_720P + IMAGE_1080P:
+        issues.append({"code": "invalid_value", "values": list(IMAGE_1080P + IMAGE_720P), "path": ["ratio"],
+                       "message": "Invalid ratio"})
+    refs = body.get("referenceImages")
+    if refs is not None and (not isinstance(refs, list) or len(refs) > 3):
+        issues.append(_issue(["referenceImages"], "At most 3 reference images", "too_big"))
+    elif isinstance(refs, list):
+        for i, ref in enumerate(refs):
+            _check_uri(ref.get("uri") if isinstance(ref, dict) else None, ["referenceImages", i, "uri"], issues)
+    if model == "gen4_image_turbo" and not refs:
+        issues.append(_issue(["referenceImages"], "gen4_image_turbo requires referenceImages", "too_small"))
+    if issues:
+        raise _Invalid(issues)
+    assert model is not None
+    width, height = (int(x) for x in str(ratio).split(":"))
+    credits = IMAGE[model][0] if ratio in IMAGE_720P else IMAGE[model][1]
+    return {"model": model, "width": width, "height": height, "seconds": 0, "credits": credits}
+
+
+EMULATORS = [RunwayEmulator()]

@@ -1,0 +1,71 @@
+"""Runway routes under `/runway/v1` (runway.md §2): the `runwayml` SDK works with
+`base_url="http://HOST/runway"`. Auth: `Bearer sk-...`; `X-Runway-Version` is accepted and ignored
+(the channel's version goes upstream)."""
+
+from __future__ import annotations
+
+from typing import cast
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute
+
+from gengate.core.adaptor import TaskAdaptor
+from gengate.core.keys import ClientKey
+from gengate.providers.runway.adaptor import ActionAdaptor, RunwayAdaptor
+from gengate.providers.runway.errors import runway_error
+from gengate.providers.runway.schemas import (
+    RunwayCreated,
+    RunwayError,
+    RunwayImageToVideo,
+    RunwayTask,
+    RunwayTextToImage,
+)
+from gengate.web.context import AppContext
+from gengate.web.family import Family, Handler
+from gengate.web.requests import bearer
+from gengate.web.tasks import create_task, read_task
+
+FAMILY = Family(name="runway", prefix="/runway", render_error=runway_error, error_model=RunwayError)
+
+
+def routes(ctx: AppContext) -> list[BaseRoute]:
+    adaptor = ctx.adaptors["runway"]
+    assert isinstance(adaptor, RunwayAdaptor)
+
+    async def key_of(request: Request) -> ClientKey:
+        return await ctx.authenticate(bearer(request))
+
+    def creator(action: str) -> Handler:
+        fixed = cast(TaskAdaptor, ActionAdaptor(adaptor, action))
+
+        async def create(request: Request) -> Response:
+            key = await key_of(request)
+            view = await create_task(ctx, request, key, fixed, route=f"runway:/runway/v1/{action}",
+                                     body_limit=ctx.settings.max_media_body_bytes)
+            return JSONResponse(adaptor.render_created(view))
+
+        create.__name__ = action
+        return create
+
+    async def get(request: Request) -> Response:
+        key = await key_of(request)
+        view = await read_task(ctx, key, request.path_params["task_id"], "runway")
+        return JSONResponse(adaptor.render(view))
+
+    async def delete(request: Request) -> Response:
+        """Cancels a live task, deletes an ended one; either way it is 404 afterwards."""
+        key = await key_of(request)
+        await ctx.engine.delete(key, request.path_params["task_id"], "runway")
+        return Response(status_code=204)
+
+    family_routes: list[BaseRoute] = [
+        FAMILY.route("/v1/image_to_video", creator("image_to_video"), ["POST"], name="image_to_video",
+                     summary="Animate an image into a video", body=RunwayImageToVideo, reply=RunwayCreated),
+        FAMILY.route("/v1/text_to_image", creator("text_to_image"), ["POST"], name="text_to_image",
+                     summary="Generate an image from text", body=RunwayTextToImage, reply=RunwayCreated),
+        FAMILY.route("/v1/tasks/{task_id}", get, ["GET"], name="get_task", summary="Read a task", reply=RunwayTask),
+        FAMILY.route("/v1/tasks/{task_id}", delete, ["DELETE"], name="delete_task",
+                     summary="Cancel a live task or delete an ended one"),
+    ]
+    return [*family_routes, FAMILY.fallback(family_routes)]

@@ -1,0 +1,269 @@
+"""What Runway accepts in a create body (runway.md §3), checked before anything is saved or sent.
+
+Every refusal is a `ValidationFailed` carrying Runway's `issues` (`code`, `path`, `message`/`values`),
+so the client sees the same 400 the provider would give. Only the models gengate prices are known:
+any other model name is an `invalid_value` on `model`, as Runway's own union refuses it.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import ipaddress
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from gengate.providers.runway.errors import ValidationFailed
+
+MAX_PROMPT_UNITS = 1000  # UTF-16 code units
+MAX_DATA_URI_BYTES = 5 * 1024 * 1024
+MAX_SEED = 4_294_967_295
+DATA_URI = re.compile(r"^data:image/(png|jpeg|jpg|webp|gif);base64,", re.IGNORECASE)
+TAG = re.compile(r"^[A-Za-z][A-Za-z0-9_]{2,15}$")
+THRESHOLDS = ("auto", "low")
+
+
+@dataclass(frozen=True)
+class VideoModel:
+    name: str
+    ratios: tuple[str, ...]
+    durations: tuple[int, ...]
+    default_duration: int
+    positions: tuple[str, ...]  # where a prompt image may go: ("first",) or ("first", "last")
+
+
+@dataclass(frozen=True)
+class ImageModel:
+    name: str
+    ratios_720p: tuple[str, ...]
+    ratios_1080p: tuple[str, ...]
+    needs_references: bool
+
+    def resolution(self, ratio: str) -> str:
+        return "720p" if ratio in self.ratios_720p else "1080p"
+
+
+VIDEO_MODELS: dict[str, VideoModel] = {m.name: m for m in (
+    VideoModel("gen4_turbo", ("1280:720", "720:1280", "1104:832", "832:1104", "960:960", "1584:672"), (5, 10), 10,
+               ("first",)),
+    VideoModel("gen3a_turbo", ("1280:768", "768:1280"), (5, 10), 10, ("first", "last")),
+)}
+_IMAGE_720P = ("1280:720", "720:1280", "720:720", "960:720", "720:960", "1680:720")
+_IMAGE_1080P = ("1920:1080", "1080:1920", "1024:1024", "1360:768", "1080:1080", "1168:880", "1440:1080", "1080:1440",
+                "1808:768", "2112:912")
+IMAGE_MODELS: dict[str, ImageModel] = {m.name: m for m in (
+    ImageModel("gen4_image", _IMAGE_720P, _IMAGE_1080P, needs_references=False),
+    ImageModel("gen4_image_turbo", _IMAGE_720P, _IMAGE_1080P, needs_references=True),
+)}
+
+
+@dataclass(frozen=True)
+class Checked:
+    model: str
+    units: dict[str, float]
+
+
+class _Issues:
+    """Collects every problem of a body, as Runway reports them all at once."""
+
+    def __init__(self) -> None:
+        self.items: list[dict[str, Any]] = []
+
+    def add(self, path: Sequence[str | int], message: str, code: str = "custom", **extra: Any) -> None:
+        self.items.append({"code": code, "path": list(path), "message": message, **extra})
+
+    def invalid_value(self, path: Sequence[str | int], values: Sequence[Any], message: str) -> None:
+        self.add(path, message, "invalid_value", values=list(values))
+
+    def raise_if_any(self) -> None:
+        if self.items:
+            raise ValidationFailed(self.items)
+
+
+def _body(body: Any) -> Mapping[str, Any]:
+    if not isinstance(body, dict):
+        raise ValidationFailed([{"code": "invalid_type", "expected": "object", "path": [],
+                                 "message": "Expected object"}])
+    return body
+
+
+def _model(body: Mapping[str, Any], known: Mapping[str, Any], issues: _Issues) -> str | None:
+    model = body.get("model")
+    if model is None:
+        issues.add(["model"], "Required", "invalid_type", expected="string")
+    elif not isinstance(model, str) or model not in known:
+        issues.invalid_value(["model"], sorted(known), f"Invalid input: expected one of {', '.join(sorted(known))}")
+    else:
+        return str(model)
+    return None
+
+
+def _is_int(value: Any) -> bool:
+    """A whole number: JSON does not tell 5 from 5.0, and neither does Runway (a JavaScript API)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return isinstance(value, int) or value.is_integer()
+
+
+def _prompt_text(body: Mapping[str, Any], issues: _Issues, required: bool) -> None:
+    text = body.get("promptText")
+    if text is None:
+        if required:
+            issues.add(["promptText"], "Required", "invalid_type", expected="string")
+        return
+    if not isinstance(text, str):
+        issues.add(["promptText"], "Expected string", "invalid_type", expected="string")
+    elif not text.strip():
+        issues.add(["promptText"], "promptText must be a non-empty string", "too_small")
+    elif len(text.encode("utf-16-le")) // 2 > MAX_PROMPT_UNITS:
+        issues.add(["promptText"], f"promptText must be at most {MAX_PROMPT_UNITS} characters", "too_big",
+                   maximum=MAX_PROMPT_UNITS)
+
+
+def _common(body: Mapping[str, Any], issues: _Issues) -> None:
+    seed = body.get("seed")
+    if seed is not None and (not _is_int(seed) or not 0 <= seed <= MAX_SEED):
+        issues.add(["seed"], f"seed must be an integer from 0 to {MAX_SEED}", "invalid_type", expected="integer")
+    moderation = body.get("contentModeration")
+    if moderation is not None:
+        if not isinstance(moderation, dict):
+            issues.add(["contentModeration"], "Expected object", "invalid_type", expected="object")
+        elif "publicFigureThreshold" in moderation and moderation["publicFigureThreshold"] not in THRESHOLDS:
+            issues.invalid_value(["contentModeration", "publicFigureThreshold"], THRESHOLDS,
+                                 "publicFigureThreshold must be auto or low")
+
+
+def media_uri(value: Any, path: Sequence[str | int], issues: _Issues) -> None:
+    """An HTTPS URL on a domain name (Runway fetches it itself) or an image data URI up to 5 MB."""
+    if not isinstance(value, str) or not value:
+        issues.add(path, "Expected a non-empty string (an HTTPS URL or a data URI)", "invalid_type",
+                   expected="string")
+        return
+    if value[:5].lower() == "data:":
+        match = DATA_URI.match(value)
+        if match is None:
+            issues.add(path, "A data URI must be data:image/(png|jpeg|webp|gif);base64,...")
+            return
+        payload = value[match.end():]
+        if len(payload) * 3 // 4 > MAX_DATA_URI_BYTES:
+            issues.add(path, "The data URI is larger than 5 MB", "too_big", maximum=MAX_DATA_URI_BYTES)
+            return
+        try:
+            base64.b64decode(payload, validate=True)
+        except (binascii.Error, ValueError):
+            issues.add(path, "The data URI is not valid base64")
+        return
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname or ""
+    except ValueError:
+        issues.add(path, "Invalid URL")
+        return
+    if parts.scheme.lower() != "https":
+        issues.add(path, "Only HTTPS URLs and data URIs are supported")
+        return
+    if not host or "." not in host:
+        issues.add(path, "The URL must have a domain name")
+        return
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return
+    issues.add(path, "The URL must use a domain name, not an IP address")
+
+
+def _prompt_image(body: Mapping[str, Any], model: VideoModel | None, issues: _Issues) -> None:
+    image = body.get("promptImage")
+    if image is None:
+        issues.add(["promptImage"], "Required", "invalid_type", expected="string")
+        return
+    if isinstance(image, str):
+        media_uri(image, ["promptImage"], issues)
+        return
+    if not isinstance(image, list) or not image:
+        issues.add(["promptImage"], "Expected a string or a non-empty array of {uri, position}", "invalid_type")
+        return
+    positions = model.positions if model else ("first", "last")
+    if len(image) > len(positions):
+        issues.add(["promptImage"], f"At most {len(positions)} prompt image(s) for this model", "too_big",
+                   maximum=len(positions))
+    seen: set[str] = set()
+    for i, item in enumerate(image):
+        if not isinstance(item, dict):
+            issues.add(["promptImage", i], "Expected object", "invalid_type", expected="object")
+            continue
+        media_uri(item.get("uri"), ["promptImage", i, "uri"], issues)
+        position = item.get("position")
+        if position not in positions:
+            issues.invalid_value(["promptImage", i, "position"], positions,
+                                 f"position must be {' or '.join(positions)} for this model")
+        elif position in seen:
+            issues.add(["promptImage", i, "position"], f"Two prompt images at position {position}")
+        else:
+            seen.add(position)
+
+
+def check_image_to_video(raw: Any) -> Checked:
+    body = _body(raw)
+    issues = _Issues()
+    name = _model(body, VIDEO_MODELS, issues)
+    model = VIDEO_MODELS.get(name or "")
+    _prompt_image(body, model, issues)
+    _prompt_text(body, issues, required=False)
+    _common(body, issues)
+    ratio = body.get("ratio")
+    if ratio is None:
+        issues.add(["ratio"], "Required", "invalid_type", expected="string")
+    elif model is not None and ratio not in model.ratios:
+        issues.invalid_value(["ratio"], model.ratios, f"ratio must be one of {', '.join(model.ratios)}")
+    duration = body.get("duration")
+    if duration is not None and model is not None and (not _is_int(duration) or duration not in model.durations):
+        issues.invalid_value(["duration"], model.durations,
+                             f"duration must be {' or '.join(map(str, model.durations))} (seconds)")
+    issues.raise_if_any()
+    assert model is not None
+    seconds = float(duration if duration is not None else model.default_duration)
+    return Checked(model.name, {"seconds": seconds, f"model:{model.name}": 1.0})
+
+
+def check_text_to_image(raw: Any) -> Checked:
+    body = _body(raw)
+    issues = _Issues()
+    name = _model(body, IMAGE_MODELS, issues)
+    model = IMAGE_MODELS.get(name or "")
+    _prompt_text(body, issues, required=True)
+    _common(body, issues)
+    ratio = body.get("ratio")
+    if ratio is None:
+        issues.add(["ratio"], "Required", "invalid_type", expected="string")
+    elif model is not None and ratio not in model.ratios_720p + model.ratios_1080p:
+        ratios = model.ratios_1080p + model.ratios_720p
+        issues.invalid_value(["ratio"], ratios, f"ratio must be one of {', '.join(ratios)}")
+    refs = body.get("referenceImages")
+    if refs is None:
+        if model is not None and model.needs_references:
+            issues.add(["referenceImages"], f"{model.name} requires at least one reference image", "too_small",
+                       minimum=1)
+    elif not isinstance(refs, list):
+        issues.add(["referenceImages"], "Expected array", "invalid_type", expected="array")
+    else:
+        if len(refs) > 3:
+            issues.add(["referenceImages"], "At most 3 reference images", "too_big", maximum=3)
+        if model is not None and model.needs_references and not refs:
+            issues.add(["referenceImages"], f"{model.name} requires at least one reference image", "too_small",
+                       minimum=1)
+        for i, ref in enumerate(refs):
+            if not isinstance(ref, dict):
+                issues.add(["referenceImages", i], "Expected object", "invalid_type", expected="object")
+                continue
+            media_uri(ref.get("uri"), ["referenceImages", i, "uri"], issues)
+            tag = ref.get("tag")
+            if tag is not None and (not isinstance(tag, str) or not TAG.match(tag)):
+                issues.add(["referenceImages", i, "tag"], "A tag is 3-16 letters, digits or _, starting with a letter")
+    issues.raise_if_any()
+    assert model is not None
+    resolution = model.resolution(str(ratio))
+    return Checked(model.name, {"images": 1.0, f"model:{model.name}": 1.0, f"res:{resolution}": 1.0})

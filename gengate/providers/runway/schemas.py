@@ -1,0 +1,93 @@
+"""Runway bodies as models (runway.md §3-§5), for the OpenAPI document only: the adaptor validates
+requests itself (rules.py). Unknown keys are allowed and passed upstream."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Open(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class RunwayPromptImage(_Open):
+    uri: str = Field(description="An HTTPS URL on a domain name, or a data URI up to 5 MB")
+    position: Literal["first", "last"]
+
+
+class RunwayContentModeration(_Open):
+    publicFigureThreshold: Literal["auto", "low"] | None = None
+
+
+class RunwayImageToVideo(_Open):
+    """`POST /runway/v1/image_to_video`."""
+
+    model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [
+        {"model": "gen4_turbo", "promptImage": "https://example.com/cat.png", "ratio": "1280:720", "duration": 5,
+         "promptText": "the cat turns its head"}]})
+
+    model: str = Field(examples=["gen4_turbo"])
+    promptImage: str | list[RunwayPromptImage]
+    ratio: str = Field(examples=["1280:720", "720:1280", "960:960"])
+    promptText: str | None = Field(default=None, max_length=1000)
+    duration: int | None = Field(default=None, examples=[5, 10])
+    seed: int | None = Field(default=None, ge=0, le=4294967295)
+    contentModeration: RunwayContentModeration | None = None
+
+
+class RunwayReferenceImage(_Open):
+    uri: str
+    tag: str | None = None
+
+
+class RunwayTextToImage(_Open):
+    """`POST /runway/v1/text_to_image`."""
+
+    model: str = Field(examples=["gen4_image"])
+    promptText: str = Field(max_length=1000)
+    ratio: str = Field(examples=["1920:1080", "1024:1024", "1280:720"])
+    referenceImages: list[RunwayReferenceImage] | None = Field(default=None, max_length=3)
+    seed: int | None = Field(default=None, ge=0, le=4294967295)
+    contentModeration: RunwayContentModeration | None = None
+
+
+class RunwayCredits(BaseModel):
+    credits: float
+
+
+class RunwayCreated(BaseModel):
+    """The reply to a create: poll `GET /runway/v1/tasks/{id}` with the id."""
+
+    id: str = Field(examples=["0b9e7c1a-5d3f-4e2b-9a61-7f0c2d8e4b13"])
+    estimatedCost: RunwayCredits
+
+
+class RunwayTask(_Open):
+    """The task; which fields are present depends on `status`."""
+
+    id: str
+    status: Literal["PENDING", "THROTTLED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED"]
+    createdAt: str = Field(examples=["2025-06-03T14:00:00.000Z"])
+    estimatedCost: RunwayCredits | None = Field(default=None, description="PENDING, THROTTLED, RUNNING")
+    progress: float | None = Field(default=None, description="RUNNING: 0 to 1")
+    output: list[str] | None = Field(default=None, description="SUCCEEDED: gengate's media URLs")
+    cost: RunwayCredits | None = Field(default=None, description="SUCCEEDED, FAILED, CANCELLED (integer credits)")
+    failure: str | None = None
+    failureCode: str | None = None
+
+
+class RunwayIssue(_Open):
+    code: str
+    path: list[str | int]
+    message: str | None = None
+    values: list[str | int] | None = None
+
+
+class RunwayError(BaseModel):
+    """`{"error", "issues"?, "docUrl"?}`."""
+
+    error: str = Field(examples=["Validation of body failed"])
+    issues: list[RunwayIssue] | None = None
+    docUrl: str | None = None
