@@ -17,7 +17,8 @@ pytestmark = pytest.mark.timeout(180)
 
 async def read(http: aiohttp.ClientSession, server: Any, key: str | None, target: str,
                **headers: str) -> tuple[int, str, dict[str, str]]:
-    sent = {k.replace("_", "-"): v for k, v in headers.items()}
+    # A fresh connection per call: a kept-alive one may be closed by the server while the test runs the CLI.
+    sent = {"Connection": "close", **{k.replace("_", "-"): v for k, v in headers.items()}}
     if key:
         sent["Authorization"] = f"Bearer {key}"
     # encoded=True: sent exactly as written (aiohttp would otherwise normalise `%2F` in the query)
