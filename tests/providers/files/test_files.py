@@ -104,6 +104,27 @@ def test_bad_form_is_400_and_stores_nothing(files_server, sdk, form, param):
     assert list(client.files.list()) == []
 
 
+def test_expires_after(files_server, sdk):
+    client = sdk(files_server, files_server.make_key())
+    made = client.files.create(file=("e.txt", b"soon gone"), purpose="user_data",
+                               expires_after={"anchor": "created_at", "seconds": 3600})
+    assert made.expires_at == made.created_at + 3600
+    for bad in ({"anchor": "created_at", "seconds": 10}, {"anchor": "last_active_at", "seconds": 3600}):
+        with pytest.raises(openai.BadRequestError) as caught:
+            client.files.create(file=("e.txt", b"x"), purpose="user_data", expires_after=bad)
+        assert caught.value.body["param"].startswith("expires_after")
+    assert len(list(client.files.list())) == 1
+
+
+def test_multipart_without_a_file_is_400(files_server, http_post_form):
+    key = files_server.make_key()
+    status, body = http_post_form(files_server.url + "/v1/files", key, {"purpose": "assistants"})
+    assert status == 400 and body["error"]["param"] == "file"
+    status, body = http_post_form(files_server.url + "/v1/files", key, {"purpose": "assistants"},
+                                  files=[("file", "a.txt", b"1"), ("file", "b.txt", b"2")])
+    assert status == 400 and "only one file" in body["error"]["message"]
+
+
 def test_other_bad_requests_in_openai_envelope(files_server):
     key = files_server.make_key()
     auth = {"Authorization": f"Bearer {key}"}
