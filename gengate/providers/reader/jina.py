@@ -57,7 +57,8 @@ def _flag(request: Request, name: str) -> bool:
     return request.headers.get(name, "").strip().lower() in _TRUE
 
 
-def parse(request: Request) -> JinaRequest:
+def parse(request: Request, url: str | None = None) -> JinaRequest:
+    """The control headers; the target from the raw path, or `url` (the JSON body of `POST /r/`)."""
     if request.headers.get("x-proxy-url") or request.headers.get("x-proxy"):
         raise InvalidRequest("X-Proxy-Url is not supported: the gateway fetches every page itself")
     fmt = (request.headers.get("x-return-format") or request.headers.get("x-respond-with") or "markdown")
@@ -77,7 +78,8 @@ def parse(request: Request) -> JinaRequest:
     remove = [s for s in [request.headers.get("x-remove-selector", "").strip()] if s]
     accept = request.headers.get("accept", "")
     cache_control = request.headers.get("cache-control", "").lower()
-    return JinaRequest(url=target_url(request), fmt=fmt, options=Options(target=target, remove=remove),
+    return JinaRequest(url=url if url is not None else target_url(request), fmt=fmt,
+                       options=Options(target=target, remove=remove),
                        timeout=timeout, no_cache=_flag(request, "x-no-cache") or "no-cache" in cache_control,
                        with_links=_flag(request, "x-with-links-summary"),
                        with_images=_flag(request, "x-with-images-summary"),

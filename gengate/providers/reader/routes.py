@@ -11,7 +11,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute
 
 from gengate.core import ledger
-from gengate.core.errors import InsufficientCredits
+from gengate.core.errors import InsufficientCredits, InvalidRequest
 from gengate.core.keys import ClientKey
 from gengate.db.models import keys
 from gengate.providers.reader import firecrawl, jina
@@ -39,6 +39,10 @@ class JinaReply(BaseModel):
     code: int
     status: int
     data: dict[str, object]
+
+
+class JinaBody(BaseModel):
+    url: str
 
 
 class ScrapeBody(BaseModel):
@@ -92,7 +96,17 @@ def routes(ctx: AppContext) -> list[BaseRoute]:
 
     async def read(request: Request) -> Response:
         key = await ctx.authenticate(bearer(request))
-        req = jina.parse(request)
+        return await answer(key, jina.parse(request))
+
+    async def read_posted(request: Request) -> Response:
+        key = await ctx.authenticate(bearer(request))
+        body = await read_json(request, ctx.settings.max_body_bytes)
+        url = body.get("url") if isinstance(body, dict) else None
+        if not isinstance(url, str) or not url.strip():
+            raise InvalidRequest("Invalid URL: the body must be {\"url\": \"https://...\"}", param="url")
+        return await answer(key, jina.parse(request, url.strip()))
+
+    async def answer(key: ClientKey, req: jina.JinaRequest) -> Response:
         price = price_of(JINA_PRICE)
         await precheck(key, price)
         page = await reader.read(req.url, req.options, seconds=reader.clamp(req.timeout), use_cache=not req.no_cache,
@@ -114,6 +128,8 @@ def routes(ctx: AppContext) -> list[BaseRoute]:
         return reply
 
     jina_routes: list[BaseRoute] = [
+        JINA.route("/", read_posted, ["POST"], name="read_posted", summary="Read a page given as {\"url\"}",
+                   body=JinaBody, reply=JinaReply, reply_media_type="text/plain"),
         JINA.route("/{url:path}", read, ["GET"], name="read", summary="Read a page (Jina Reader format)",
                    reply=JinaReply, reply_media_type="text/plain"),
     ]

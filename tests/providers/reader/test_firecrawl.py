@@ -114,6 +114,8 @@ async def test_other_bad_requests(http, reader_server, site, private_site):
     for raw in (b"{not json", b'{"url": "\\ud800"}', b'{"url": NaN}'):
         status, reply = await scrape(http, reader_server, key, data=raw)
         assert status == 400 and reply["success"] is False and "details" not in reply
+    status, reply = await scrape(http, reader_server, key, data=b'{"url": "' + b"a" * (2 * 1024 * 1024) + b'"}')
+    assert status == 413 and reply["success"] is False
     status, reply = await scrape(http, reader_server, None, {"url": site.base + "/article"})
     assert status == 401 and reply["success"] is False
     before = len(private_site.hits)

@@ -89,6 +89,17 @@ async def test_raw_query_string_reaches_the_target(http, reader_server, site):
     assert f"URL Source: {site.base}/query?a=1&b=%2Fx&c" in text
 
 
+async def test_post_with_a_url_body(http, reader_server, site):
+    key = reader_server.make_key()
+    auth = {"Authorization": f"Bearer {key}", "Connection": "close"}
+    async with http.post(reader_server.url + "/r/", json={"url": site.base + "/article"},
+                         headers={**auth, "Accept": "application/json"}) as resp:
+        body = await resp.json()
+    assert resp.status == 200 and body["data"]["url"] == site.base + "/article"
+    async with http.post(reader_server.url + "/r/", json={"link": "x"}, headers=auth) as resp:
+        assert resp.status == 422 and (await resp.json())["name"] == "ParamValidationError"
+
+
 async def test_pdf_url_gives_its_text(http, reader_server, site):
     key = reader_server.make_key()
     status, text, _ = await read(http, reader_server, key, site.base + "/doc.pdf")
