@@ -49,14 +49,15 @@ def _check_zip(path: Path) -> None:
                           " times: refused as a possible zip bomb")
 
 
-def _decode(raw: bytes) -> str:
+def _decode(raw: bytes, truncated: bool = False) -> str:
     if b"\x00" in raw[:8192] and not raw.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise Refused("the file is binary, not text")
     for encoding in ("utf-8-sig", "utf-16") if raw.startswith((b"\xff\xfe", b"\xfe\xff")) else ("utf-8-sig",):
         try:
             return raw.decode(encoding)
-        except UnicodeDecodeError:
-            pass
+        except UnicodeDecodeError as exc:
+            if truncated and encoding == "utf-8-sig" and exc.start >= len(raw) - 3:
+                return raw[:exc.start].decode(encoding)  # the read stopped inside a character
     from charset_normalizer import from_bytes
 
     best = from_bytes(raw).best()
@@ -129,9 +130,10 @@ def extract(path: Path, kind: str, max_chars: int) -> tuple[str, str]:
         return _markitdown(path, "." + kind)
     if kind in ("html", "htm"):
         return _markitdown(path, ".html")
+    limit = max_chars * 4 + 4
     with path.open("rb") as f:
-        raw = f.read(max_chars * 4 + 4)
-    return _decode(raw), ""
+        raw = f.read(limit)
+    return _decode(raw, truncated=len(raw) == limit), ""
 
 
 def main(argv: list[str]) -> int:
