@@ -107,6 +107,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await store.release_leases(conn, owner)
             await upstream.close()
             await hook_client.close()
+            close_storage = getattr(storage, "close", None)  # S3: its HTTP client; local files: none
+            if close_storage is not None:
+                await close_storage()
             await db.dispose()
 
     # Swagger UI's assets come from the fastapi-offline package, served under /docs/assets: no CDN.

@@ -54,6 +54,17 @@ class Settings:
     max_body_bytes: int = 1024 * 1024
     max_media_body_bytes: int = 20 * 1024 * 1024  # routes that take inline media (base64 images)
     max_file_bytes: int = 100 * 1024 * 1024  # /v1/files uploads
+    # The file service (/v1/files) per key, and text extraction (purpose=file-extract), which runs in a
+    # subprocess with these limits so that a zip bomb or a huge PDF cannot take the server down.
+    max_files_per_key: int = 1000
+    max_file_storage_per_key: int = 10 * 1024 * 1024 * 1024
+    extract_timeout: float = 60.0  # seconds of wall time per file
+    extract_memory_mb: int = 2048  # address-space cap of the extraction process
+    extract_max_chars: int = 5_000_000  # extracted text kept per file (longer text is cut there)
+    extract_concurrency: int = 2  # extraction processes at once, per server process
+    # URL analysis (/r/{url}, /v1/scrape): how long a fetched page is reused, and the longest timeout.
+    reader_cache_seconds: float = 60.0
+    reader_max_timeout: float = 30.0
     # HTTP server limits (gengate/web/server.py): 431 above these, close after these timeouts.
     max_header_bytes: int = 64 * 1024  # request line + headers
     max_headers: int = 100

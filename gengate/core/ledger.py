@@ -51,6 +51,15 @@ async def refund(conn: AsyncConnection, key_id: int, task_id: int, reserved: int
     await _charge(conn, key_id, -reserved)
 
 
+async def charge_call(conn: AsyncConnection, key_id: int, amount: int) -> None:
+    """The price of one synchronous call that has succeeded (URL analysis, say): taken at once, as a
+    `usage` entry with no task. Raises InsufficientCredits, charging nothing, when a limited key
+    cannot pay it."""
+    if not await _charge(conn, key_id, amount):
+        raise InsufficientCredits("insufficient credits")
+    await _entry(conn, key_id, None, "usage", amount)
+
+
 async def _entry(conn: AsyncConnection, key_id: int, task_id: int | None, kind: str, amount: int) -> None:
     # Inserted first: if a settle or refund already exists, the unique constraint aborts the whole
     # transaction, including the state change that called it.

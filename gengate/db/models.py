@@ -221,3 +221,25 @@ webhook_deliveries = Table(
     Index("ix_webhooks_task", "task_id", "id"),
     Index("ix_webhooks_key", "key_id", "id"),
 )
+
+# Files uploaded through `/v1/files` (openai.md §6). The bytes live in storage under `storage_key`;
+# for `purpose=file-extract` the extracted text (Kimi's JSON) under `extract_key`. Only `key_id`
+# may see a row.
+files = Table(
+    "files",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("public_id", String(64), nullable=False, unique=True),
+    Column("key_id", Integer, ForeignKey("keys.id"), nullable=False),
+    Column("filename", Text, nullable=False),
+    Column("purpose", String(32), nullable=False),
+    Column("bytes", BigInteger, nullable=False),
+    Column("content_type", String(100), nullable=False),
+    Column("storage_key", String(400), nullable=False),
+    Column("extract_key", String(400), nullable=True),
+    Column("status", String(16), nullable=False),  # uploaded | processed | error
+    Column("status_details", Text, nullable=True),  # why extraction failed
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=True),
+    Index("ix_files_key", "key_id", "id"),
+)

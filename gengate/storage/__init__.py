@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -43,7 +44,8 @@ __all__ = [
 def open_storage(url: str | None, data_dir: Path) -> Storage:
     """The storage named by ``url``: None (or ``file://`` with no path) is ``<data_dir>/files``.
 
-    ``file:///abs/path`` stores under that directory. ``s3://`` is reserved for the S3 backend.
+    ``file:///abs/path`` stores under that directory; ``s3://bucket/prefix`` in a bucket (endpoint from
+    ``GENGATE_S3_ENDPOINT_URL``, credentials and region from the standard AWS variables).
     """
     if not url:
         return LocalStorage(Path(data_dir) / "files")
@@ -55,8 +57,8 @@ def open_storage(url: str | None, data_dir: Path) -> Storage:
         path = unquote(parts.path)
         return LocalStorage(Path(path) if path else Path(data_dir) / "files")
     if scheme == "s3":
-        raise ValueError(
-            "GENGATE_STORAGE_URL=s3://... is not implemented yet; leave it unset to store files under "
-            "--data-dir, or use file:///path"
-        )
-    raise ValueError(f"unsupported storage URL {url!r}: expected file:///path (s3:// is planned)")
+        from gengate.storage.s3 import S3Storage  # aiobotocore is imported only when S3 is used
+
+        endpoint = os.environ.get("GENGATE_S3_ENDPOINT_URL") or None
+        return S3Storage(parts.netloc, unquote(parts.path), endpoint_url=endpoint)
+    raise ValueError(f"unsupported storage URL {url!r}: expected file:///path or s3://bucket/prefix")

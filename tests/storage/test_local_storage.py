@@ -212,8 +212,14 @@ def test_open_storage_file_url(tmp_path: Path) -> None:
         open_storage("file://somehost/x", tmp_path)
 
 
-def test_open_storage_s3_is_not_implemented_yet(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="not implemented"):
-        open_storage("s3://bucket/prefix", tmp_path)
+def test_open_storage_s3_and_unsupported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from gengate.storage.s3 import S3Storage
+
+    monkeypatch.setenv("GENGATE_S3_ENDPOINT_URL", "http://127.0.0.1:9")
+    storage = open_storage("s3://bucket/some/prefix/", tmp_path)
+    assert isinstance(storage, S3Storage)
+    assert (storage.bucket, storage.prefix, storage.endpoint_url) == ("bucket", "some/prefix", "http://127.0.0.1:9")
+    with pytest.raises(ValueError, match="bucket"):
+        open_storage("s3:///prefix", tmp_path)
     with pytest.raises(ValueError, match="unsupported"):
         open_storage("ftp://x/y", tmp_path)
