@@ -42,9 +42,11 @@ def _every_error_class() -> set[type[e.GengateError]]:
     found, todo = set(), [e.GengateError]
     while todo:
         cls = todo.pop()
-        if cls.__module__.startswith("gengate.") and cls not in found:
-            found.add(cls)
+        if cls not in found:
             todo.extend(cls.__subclasses__())
+            # the core tree; a provider's own subclasses are mapped by the MRO walk to their base's row
+            if cls.__module__.startswith("gengate.") and not cls.__module__.startswith("gengate.providers."):
+                found.add(cls)
     return found
 
 
