@@ -89,9 +89,13 @@ def routes(ctx: AppContext) -> list[BaseRoute]:
         return view
 
     def serving(entry: VideoModel) -> Route:
-        for route in entry.routes:
-            if route.provider in ctx.adaptors and ctx.router.has_channel(route.provider, entry.name):
-                return route
+        """The first route whose provider has an enabled channel with a live secret for the model; else
+        the first with any channel (its task waits for one); else the model is not served."""
+        routes = [r for r in entry.routes if r.provider in ctx.adaptors
+                  and ctx.router.has_channel(r.provider, entry.name)]
+        live = next((r for r in routes if ctx.router.candidates(r.provider, entry.name)), None)
+        if live is not None or routes:
+            return live or routes[0]
         raise ModelNotAllowed(f"The model `{entry.name}` is not served by any channel.")
 
     async def create(request: Request) -> Response:
