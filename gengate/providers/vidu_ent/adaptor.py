@@ -206,10 +206,10 @@ class ViduEntAdaptor:
                         headers=auth_header("Token", account.secret))
 
     def parse_find(self, reply: HttpReply, ref: TaskRef, not_before: float) -> FindResult:
-        """No marker goes upstream: match the request's fingerprint and time, oldest first."""
+        """No marker goes upstream: a job matches when it echoes every field the request sent (the
+        platform adds its defaults) and was made after the submit; oldest first."""
         body = reply.json()
         items = body.get("tasks") or []
-        want = fingerprint(ref.action, ref.upstream_request)
         found: list[str] = []
         older = False
         for t in items:
@@ -219,8 +219,8 @@ class ViduEntAdaptor:
             if created and created < not_before:
                 older = True
                 continue
-            if fingerprint(str(t.get("action") or t.get("type") or ref.action), t) == want:
-                found.append(str(t.get("id") or t.get("task_id")))
+            if echoes(ref.upstream_request, t):
+                found.append(str(t.get("task_id") or t.get("id")))
         return FindResult(list(reversed(found)), more=bool(items) and bool(body.get("next_page_token")) and not older)
 
     # ------------------------------------------------------------ render
@@ -438,16 +438,22 @@ def _generation_defaults(action: str, req: Mapping[str, Any], up: Mapping[str, A
     return out
 
 
-def fingerprint(action: str, request: Mapping[str, Any]) -> str:
-    """What identifies a create among the account's tasks: its action and the fields the client sent
-    that the platform echoes (large images by their sha256)."""
-    keep = {k: _content_key(request.get(k)) for k in ("model", "prompt", "duration", "resolution",
-                                                      "aspect_ratio", "creation_id", "video_creation_id",
-                                                      "video_url", "upscale_resolution")
-            if request.get(k) is not None}
-    keep["images"] = [_content_key(i) for i in request.get("images") or []]
-    keep["action"] = action
-    return hashlib.sha256(json.dumps(keep, sort_keys=True, default=str).encode()).hexdigest()
+MATCHED_FIELDS = ("model", "prompt", "duration", "resolution", "aspect_ratio", "seed", "payload", "creation_id",
+                  "video_creation_id", "video_url", "upscale_resolution", "images")
+
+
+def echoes(request: Mapping[str, Any], item: Mapping[str, Any]) -> bool:
+    """Whether a listed job echoes the request's identifying fields (large images by their sha256)."""
+    for name in MATCHED_FIELDS:
+        if name not in request:
+            continue
+        mine, theirs = request[name], item.get(name)
+        if isinstance(mine, list):
+            if not isinstance(theirs, list) or [_content_key(v) for v in mine] != [_content_key(v) for v in theirs]:
+                return False
+        elif _content_key(mine) != _content_key(theirs):
+            return False
+    return True
 
 
 def _content_key(content: Any) -> Any:

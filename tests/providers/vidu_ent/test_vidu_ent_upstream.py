@@ -1,0 +1,117 @@
+"""The Vidu platform format against a standalone `gengate emulate` (never killed), whose counters and
+faults are scoped by the channel's own upstream secret: concurrency caps, an ambiguous create
+reconciled to exactly one job, unknown states, and the emulator itself (raw HTTP, spec behaviour).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.request
+
+import pytest
+from harness.vidu import Reply, assert_vidu_error
+from harness.vidu_ent import ViduEntClient
+
+pytestmark = pytest.mark.timeout(240)
+
+ENV = {"GENGATE_POLL_INTERVAL": "0.2", "GENGATE_AMBIGUITY_GRACE": "3"}
+
+
+@pytest.fixture(scope="module")
+def server(make_server, emulator):
+    server = make_server(sandbox=False, env=ENV, start=False)
+    secret = emulator.new_secret()
+    server.add_channel("vidu-ent", emulator.provider_url("vidu-ent"), secret, name="emu-vidu-ent",
+                       extra=("--max-concurrency", "4"))
+    server.upstream, server.secret = emulator, secret
+    yield server.start()
+    emulator.clear_faults()
+
+
+@pytest.fixture
+def client(server, http):
+    return ViduEntClient(http, server.url, server.make_key())
+
+
+def counters(server) -> dict[str, int]:
+    return server.upstream.counters(server.secret, "vidu-ent")
+
+
+async def test_twenty_tasks_never_more_than_four_upstream(server, client):
+    before = counters(server)["creates"]
+    created = await asyncio.gather(*(client.create_ok("text2video", {"model": "viduq1", "prompt": f"clip {i}"})
+                                     for i in range(20)))
+    # Excess tasks wait in gengate, shown in the platform's queued state.
+    assert {t["state"] for t in created} <= {"created", "queueing", "processing"}
+    assert any(t["state"] == "queueing" for t in created), [t["state"] for t in created]
+    done = await asyncio.gather(*(client.wait(t["task_id"], timeout=120) for t in created))
+    assert [d["state"] for d in done] == ["success"] * 20
+    after = counters(server)
+    assert after["creates"] - before == 20
+    assert after["max_running"] <= 4, after
+
+
+async def test_ambiguous_create_is_reconciled_to_one_job(server, client):
+    before = counters(server)["creates"]
+    server.upstream.fault(provider="vidu-ent", op="create", kind="drop_after_accept", count=1, secret=server.secret)
+    task = await client.create_ok("text2video", {"model": "viduq1", "prompt": "the reply is lost"})
+    assert task["state"] in ("created", "queueing"), task
+    done = await client.wait(task["task_id"], timeout=60)
+    assert done["state"] == "success", done
+    assert counters(server)["creates"] - before == 1  # found through the list, never sent twice
+
+
+async def test_unknown_upstream_states_keep_polling(server, client):
+    server.upstream.fault(provider="vidu-ent", op="poll", kind="unknown_state", count=3, secret=server.secret)
+    task = await client.create_ok("text2video", {"model": "viduq1", "prompt": "odd states"})
+    assert (await client.wait(task["task_id"]))["state"] == "success"
+
+
+async def test_upstream_refusal_is_the_platform_error_and_free(server, client):
+    server.upstream.fault(provider="vidu-ent", op="create", kind="status", status=400, count=1,
+                          secret=server.secret, message="prompt blocked")
+    reply = await client.create("text2video", {"model": "viduq1", "prompt": "refused upstream"})
+    assert_vidu_error(reply, 400)
+    assert "prompt blocked" in reply.body["message"]
+
+
+# ------------------------------------------------------------------ the emulator on its own
+def call(server, method: str, path: str, body: object = None, token: str | None = None) -> Reply:
+    url = server.upstream.provider_url("vidu-ent") + path
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method,
+                                 headers={"Authorization": f"Token {token or server.secret}",
+                                          "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            text = resp.read().decode()
+            return Reply(resp.status, json.loads(text), text, resp.headers)
+    except urllib.error.HTTPError as err:
+        text = err.read().decode()
+        return Reply(err.code, json.loads(text), text, err.headers)
+
+
+async def test_emulator_speaks_the_platform_format(server):
+    assert_vidu_error(call(server, "POST", "/ent/v2/text2video", {"model": "viduq1", "prompt": "p"},
+                           token="wrong"), 401, "Unauthorized")
+    assert_vidu_error(call(server, "POST", "/ent/v2/text2video", {"model": "viduq1"}), 400, "FieldLacking")
+    assert_vidu_error(call(server, "POST", "/ent/v2/img2video", {"model": "viduq1", "images": []}), 400,
+                      "FieldItemCountOutOfRange")
+    assert_vidu_error(call(server, "GET", "/ent/v2/tasks/1/creations"), 404, "TaskNotFound")
+    assert_vidu_error(call(server, "POST", "/ent/v2/upscale", {"model": "vidu1.0", "creation_id": "1"}), 404,
+                      "CreationNotFound")
+    created = call(server, "POST", "/ent/v2/text2video", {"model": "viduq1", "prompt": "direct", "x": 1})
+    assert created.status == 200 and len(created.body["task_id"]) == 18 and created.body["x"] == 1, created.text
+    assert created.body["state"] == "created" and created.body["created_at"].endswith("Z")
+    got = call(server, "GET", f"/ent/v2/tasks/{created.body['task_id']}/creations")
+    assert got.body["state"] in ("created", "queueing", "processing") and got.body["creations"] == []
+    cancelled = call(server, "POST", f"/ent/v2/tasks/{created.body['task_id']}/cancel",
+                     {"id": created.body["task_id"]})
+    assert cancelled.status == 200 and cancelled.body == {}
+    got = call(server, "GET", f"/ent/v2/tasks/{created.body['task_id']}/creations")
+    assert got.body["state"] == "failed" and got.body["err_code"] == "UserCancelled"
+    assert_vidu_error(call(server, "POST", f"/ent/v2/tasks/{created.body['task_id']}/cancel", {}), 400,
+                      "BadRequest")
+    listed = call(server, "GET", "/ent/v2/tasks?pager.pagesz=1")
+    assert listed.status == 200 and len(listed.body["tasks"]) == 1
