@@ -33,7 +33,12 @@ def produced_seconds(task: TaskView, route: Route | None) -> float | None:
     node: Any = task.outputs[0].meta
     for part in route.duration_path:
         node = node.get(part) if isinstance(node, Mapping) else None
-    if isinstance(node, int | float) and not isinstance(node, bool) and node > 0:
+    if isinstance(node, str):
+        try:
+            node = float(node)
+        except ValueError:
+            return None
+    if isinstance(node, int | float) and not isinstance(node, bool) and 0 < node < 1e6:
         return float(node)
     return None
 

@@ -54,10 +54,11 @@ class VideoCreate:
         req = read_request(body, self._entry)
         call = pick_call(self._route, req)
         native = await fill(call.body, req, self._route, self._host_image)
-        if call.action is None:
+        prepare_action = getattr(self._adaptor, "prepare_action", None)
+        if call.action is None or prepare_action is None:
             prepared = await self._adaptor.prepare(native, resolver)
         else:
-            prepared = await self._adaptor.prepare_action(call.action, native, resolver)  # type: ignore[attr-defined]
+            prepared = await prepare_action(call.action, native, resolver)
         prepared.model = req.model  # the task shows the model the client sent
         prepared.request[REQUEST_KEY] = {"prompt": req.prompt, "seconds": req.seconds, "size": req.size,
                                          "asked_seconds": req.asked_seconds, "image": req.image is not None}

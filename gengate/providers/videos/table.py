@@ -7,15 +7,17 @@ and objects are walked), everything else is sent as written.
 
     $model        the model the client sent            $prompt       the prompt
     $seconds      whole seconds (int), rounded up to   $seconds_str  the same, as a string ("5")
-                  the nearest duration the model offers
+                  the nearest duration the model offers $seconds_s   the same with an "s" ("5s", Luma)
     $aspect       "16:9" | "9:16" | "1:1" from `size`  $ratio        the route's `ratios[aspect]`
+    $size         the size as sent ("1280x720")
     $image        the input_reference as given: an https URL or a data:image/...;base64 URL
     $image_b64    bare base64 (an https URL is kept as it is)
     $image_url    an https URL (an uploaded image is stored by gengate and given as a signed URL)
 
 A call's `action` is the provider action when one adaptor serves several create paths (Vidu platform,
 Kling); the adaptor then offers `prepare_action(action, body, resolver)`. `None`: the body alone says
-what it is (Vidu web `type`), and `prepare(body, resolver)` is called.
+what it is (Vidu web `type`, Runway, Luma), and `prepare(body, resolver)` is called (also when the
+adaptor has no `prepare_action`: its `prepare` must then tell the action from the body).
 
 Adding a model is adding an entry here.
 """
@@ -40,7 +42,8 @@ class Route:
     image: Call | None  # None: the model takes no input_reference
     video_fields: tuple[str, ...]  # output URL fields holding the video, first present wins
     thumbnail_fields: tuple[str, ...] = ()  # output URL fields holding a still image (variant=thumbnail)
-    duration_path: tuple[str, ...] = ()  # where an output's meta says how long the produced clip is
+    duration_path: tuple[str, ...] = ()  # where an output's meta says how long the produced clip is (a
+    # number or a numeric string, e.g. Kling's "5.1"); without it the object shows the rounded request
     ratios: Mapping[str, str] = field(default_factory=dict)  # aspect -> the provider's `$ratio` value
 
 

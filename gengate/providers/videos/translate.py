@@ -111,7 +111,8 @@ async def fill(template: Any, req: VideoRequest, route: Route,
                host_image: Callable[[str], Awaitable[str]]) -> Any:
     """The template with its placeholders replaced; `host_image` turns a data URL into an https URL."""
     values: dict[str, Any] = {"$model": req.model, "$prompt": req.prompt, "$seconds": req.seconds,
-                              "$seconds_str": str(req.seconds), "$aspect": req.aspect,
+                              "$seconds_str": str(req.seconds), "$seconds_s": f"{req.seconds}s",
+                              "$size": req.size, "$aspect": req.aspect,
                               "$ratio": route.ratios.get(req.aspect, req.aspect)}
 
     async def value(name: str) -> Any:
