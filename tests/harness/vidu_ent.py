@@ -25,6 +25,9 @@ class ViduEntClient:
     async def request(self, method: str, path: str, *, json_body: Any = None, data: Any = None,
                       headers: dict[str, str] | None = None, params: dict[str, str] | None = None) -> Reply:
         h = {"Authorization": f"{self.scheme} {self.key}"} if self.key is not None else {}
+        # A fresh connection per request: tests pause for CLI calls longer than the server's keep-alive,
+        # and a pooled connection the server closes just then fails the next request.
+        h["Connection"] = "close"
         h.update(headers or {})
         kwargs: dict[str, Any] = {"headers": h, "params": params}
         if json_body is not None:

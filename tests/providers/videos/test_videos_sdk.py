@@ -61,13 +61,14 @@ async def wait_done(client: openai.AsyncOpenAI, video_id: str, within: float = 4
 async def upstream_tasks(http: aiohttp.ClientSession, server) -> list[dict[str, Any]]:
     """The tasks the sandbox's platform account holds, newest first, as the emulator received them."""
     async with http.get(server.url + "/_sandbox/vidu-ent/ent/v2/tasks", params={"pager.pagesz": "100"},
-                        headers={"Authorization": f"Token {server.secret}"}) as resp:
+                        headers={"Authorization": f"Token {server.secret}", "Connection": "close"}) as resp:
         assert resp.status == 200, await resp.text()
         return (await resp.json())["tasks"]
 
 
 async def unified(http: aiohttp.ClientSession, server, key: str, task_id: str) -> dict[str, Any]:
-    async with http.get(f"{server.url}/v1/tasks/{task_id}", headers={"Authorization": f"Bearer {key}"}) as resp:
+    async with http.get(f"{server.url}/v1/tasks/{task_id}",
+                        headers={"Authorization": f"Bearer {key}", "Connection": "close"}) as resp:
         assert resp.status == 200, await resp.text()
         return await resp.json()
 
@@ -160,6 +161,7 @@ async def test_list_cursor_order_and_delete(server, http):
 async def test_errors_are_openai_shaped_400_or_404_and_free(server, funded, http):
     name, key = funded
     client = sdk(server, key)
+    restricted = sdk(server, server.make_key(models="gpt-4o*"))
     credits = balance(server, name)
     with pytest.raises(openai.NotFoundError) as err:
         await client.videos.create(model="sora-9", prompt="x")
@@ -177,7 +179,6 @@ async def test_errors_are_openai_shaped_400_or_404_and_free(server, funded, http
         await client.videos.create(model="viduq1", prompt="p", extra_body={"input_reference": {"file_id": "file-abc"}})
     assert bad.value.body["param"] == "input_reference"
     # A key that may not use the model, and a key that does not own the video.
-    restricted = sdk(server, server.make_key(models="gpt-4o*"))
     with pytest.raises(openai.NotFoundError) as err:
         await restricted.videos.create(model="viduq1", prompt="x")
     assert err.value.code == "model_not_found"
@@ -189,7 +190,7 @@ async def test_errors_are_openai_shaped_400_or_404_and_free(server, funded, http
     # Raw HTTP: no key, a body that is not multipart or JSON, missing fields, a bad limit.
     async with http.post(f"{server.url}/v1/videos", data=b"{}") as resp:
         assert resp.status == 401 and (await resp.json())["error"]["code"] == "invalid_api_key"
-    auth = {"Authorization": f"Bearer {key}"}
+    auth = {"Authorization": f"Bearer {key}", "Connection": "close"}
     async with http.post(f"{server.url}/v1/videos", data=b"{bad", headers={**auth, "Content-Type": "application/json"}
                          ) as resp:
         assert resp.status == 400 and "error" in await resp.json()

@@ -112,7 +112,7 @@ async def test_every_generation_action(sandbox_server, ent, http):
 
 async def test_upscales_of_a_creation_and_of_a_url(sandbox_server, ent, http):
     server = sandbox_server
-    key = server.make_key()
+    key, other_key = server.make_key(), server.make_key()
     c = ent(server, key)
     parent = await c.wait((await c.create_ok("text2video", {"model": "viduq1", "prompt": "p"}))["task_id"])
     creation = parent["creations"][0]
@@ -131,7 +131,7 @@ async def test_upscales_of_a_creation_and_of_a_url(sandbox_server, ent, http):
         assert w > width and h > height, (w, h, width, height)
 
     # Another key does not own the creation: it does not exist for it.
-    other = ent(server, server.make_key())
+    other = ent(server, other_key)
     reply = await other.create("upscale", {"model": "vidu1.0", "creation_id": creation["id"]})
     assert_vidu_error(reply, 404, "CreationNotFound")
     reply = await c.create("upscale-new", {"video_creation_id": "123456789012345678"})
@@ -160,12 +160,12 @@ async def test_cancel_refunds_and_shows_user_cancelled(sandbox_server, ent):
 
 async def test_auth_ownership_and_list(sandbox_server, ent):
     server = sandbox_server
-    key = server.make_key()
+    key, other_key = server.make_key(), server.make_key()
     c = ent(server, key)
     task = await c.create_ok("text2video", {"model": "viduq1", "prompt": "mine"})
     assert_vidu_error(await ent(server, None).creations(task["task_id"]), 401, "Unauthorized")
     assert_vidu_error(await ent(server, "sk-wrong").creations(task["task_id"]), 401, "Unauthorized")
-    other = ent(server, server.make_key())
+    other = ent(server, other_key)
     assert_vidu_error(await other.creations(task["task_id"]), 404, "TaskNotFound")
     assert_vidu_error(await other.cancel(task["task_id"]), 404, "TaskNotFound")
 
