@@ -252,7 +252,7 @@ def _generate(action: str, body: Any, creation_id: str) -> tuple[dict[str, Any],
         echo["aspect_ratio"] = aspect
     if action == "text2video":
         echo["style"] = body.get("style", "general")
-    echo.update({k: v for k, v in body.items() if k not in echo and k != "callback_url"})
+    echo.update({k: v for k, v in body.items() if k not in echo})  # everything, callback_url included
     short = 288 if resolution in ("360p", "540p") else 360
     width, height = frame_size(aspect if action != "img2video" else "16:9", short)
     return echo, _creation(creation_id, width, height, whole_frames(float(duration), FPS), resolution)

@@ -266,3 +266,13 @@ async def test_viduq1_on_a_vidu_web_channel(server, funded, http):
         assert (await wait_done(client, with_image.id)).status == "completed"
     finally:
         server.cli("channels", "enable", "sandbox-vidu-ent")
+
+
+async def test_idempotency_key_replays_the_same_video(server, funded):
+    client = sdk(server, funded[1])
+    headers = {"Idempotency-Key": f"video-{time.time()}"}
+    first = await client.videos.create(model="viduq1", prompt="only once", extra_headers=headers)
+    again = await client.videos.create(model="viduq1", prompt="only once", extra_headers=headers)
+    assert again.id == first.id
+    with pytest.raises(openai.UnprocessableEntityError):
+        await client.videos.create(model="viduq1", prompt="something else", extra_headers=headers)

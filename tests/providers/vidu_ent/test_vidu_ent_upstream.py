@@ -7,15 +7,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 import urllib.request
 
 import pytest
 from harness.vidu import Reply, assert_vidu_error
 from harness.vidu_ent import ViduEntClient
+from harness.webhooks import Receiver, verify_signature
 
 pytestmark = pytest.mark.timeout(240)
 
-ENV = {"GENGATE_POLL_INTERVAL": "0.2", "GENGATE_AMBIGUITY_GRACE": "3"}
+ENV = {"GENGATE_POLL_INTERVAL": "0.2", "GENGATE_AMBIGUITY_GRACE": "3", "GENGATE_URL_ALLOW_PRIVATE": "1",
+       "GENGATE_WEBHOOK_BACKOFF_BASE": "0.2"}
+ORDER = {"created": 0, "queueing": 1, "processing": 2, "success": 3}
 
 
 @pytest.fixture(scope="module")
@@ -74,6 +78,40 @@ async def test_upstream_refusal_is_the_platform_error_and_free(server, client):
     reply = await client.create("text2video", {"model": "viduq1", "prompt": "refused upstream"})
     assert_vidu_error(reply, 400)
     assert "prompt blocked" in reply.body["message"]
+
+
+async def test_callbacks_are_gengates_own_in_the_creations_shape(server, http):
+    name = f"wh-{secrets.token_hex(4)}"
+    key = server.make_named_key(name)[1]
+    whsec = server.cli("keys", "webhook-secret", name).strip().splitlines()[-1]
+    client = ViduEntClient(http, server.url, key)
+    with Receiver("127.0.0.1") as rx:
+        task = await client.create_ok("text2video", {"model": "viduq1", "prompt": "call me", "payload": "p1",
+                                                     "callback_url": rx.url()})
+        assert "callback_url" not in task
+        hits = await rx.wait(lambda hits: any(h.json()["state"] == "success" for h in hits), within=40)
+    for hit in hits:
+        verify_signature(whsec, hit.headers, hit.body)
+    bodies = [h.json() for h in hits]
+    assert all(b["id"] == task["task_id"] and b["payload"] == "p1" for b in bodies), bodies
+    states = [b["state"] for b in bodies]
+    assert states == sorted(states, key=ORDER.__getitem__) and len(set(states)) == len(states), states
+    assert bodies[-1]["creations"][0]["url"].startswith(server.url + "/")
+    # The client's callback URL never went upstream: the emulator echoes every field it received.
+    listed = call(server, "GET", "/ent/v2/tasks?pager.pagesz=100")
+    [upstream] = [t for t in listed.body["tasks"] if t["prompt"] == "call me"]
+    assert "callback_url" not in upstream and upstream["payload"] == "p1"
+
+
+async def test_idempotency_key_replays_the_same_task(server, client):
+    body = {"model": "viduq1", "prompt": "once only"}
+    before = counters(server)["creates"]
+    first = await client.create_ok("text2video", body, headers={"Idempotency-Key": "k-1"})
+    again = await client.create_ok("text2video", body, headers={"Idempotency-Key": "k-1"})
+    assert again["task_id"] == first["task_id"]
+    other = await client.create("text2video", {**body, "prompt": "changed"}, headers={"Idempotency-Key": "k-1"})
+    assert_vidu_error(other, 422)
+    assert counters(server)["creates"] - before == 1
 
 
 # ------------------------------------------------------------------ the emulator on its own
