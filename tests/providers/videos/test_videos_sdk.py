@@ -276,3 +276,10 @@ async def test_idempotency_key_replays_the_same_video(server, funded):
     assert again.id == first.id
     with pytest.raises(openai.UnprocessableEntityError):
         await client.videos.create(model="viduq1", prompt="something else", extra_headers=headers)
+
+
+async def test_out_of_credit_is_insufficient_quota(server):
+    client = sdk(server, server.make_key(credits=10))
+    with pytest.raises(openai.RateLimitError) as err:
+        await client.videos.create(model="viduq1", prompt="too expensive")
+    assert err.value.code == "insufficient_quota"

@@ -66,6 +66,20 @@ async def test_ambiguous_create_is_reconciled_to_one_job(server, client):
     assert counters(server)["creates"] - before == 1  # found through the list, never sent twice
 
 
+@pytest.mark.parametrize("rule", [
+    {"kind": "malformed"},  # a 200 that is not JSON: no job; reconciled as "none", then sent again
+    {"kind": "status", "status": 500, "count": 2},  # proved not accepted: retried after backoff
+    {"kind": "status", "status": 429, "retry_after": 1},
+], ids=["malformed", "500", "429"])
+async def test_refused_or_garbled_creates_end_in_exactly_one_job(server, client, rule):
+    before = counters(server)["creates"]
+    server.upstream.fault(**{"count": 1, **rule, "provider": "vidu-ent", "op": "create", "secret": server.secret})
+    task = await client.create_ok("text2video", {"model": "viduq1", "prompt": f"after a {rule['kind']} fault"})
+    done = await client.wait(task["task_id"], timeout=60)
+    assert done["state"] == "success", done
+    assert counters(server)["creates"] - before == 1
+
+
 async def test_unknown_upstream_states_keep_polling(server, client):
     server.upstream.fault(provider="vidu-ent", op="poll", kind="unknown_state", count=3, secret=server.secret)
     task = await client.create_ok("text2video", {"model": "viduq1", "prompt": "odd states"})
