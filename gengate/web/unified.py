@@ -7,13 +7,14 @@ a provider adds nothing here. Errors use OpenAI's envelope.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute
 
-from gengate.core.adaptor import TaskView
+from gengate.core.adaptor import TaskRenderer, TaskView
 from gengate.core.errors import InvalidRequest
 from gengate.core.states import UNIFIED_STATUS, TaskState
 from gengate.providers.openai.errors import openai_error
@@ -43,6 +44,17 @@ def render_unified(task: TaskView) -> dict[str, Any]:
     }
 
 
+def render_with_origin(task: TaskView, views: Mapping[str, TaskRenderer]) -> dict[str, Any]:
+    """The unified object; a task created through another view (`/v1/videos`) also carries that view's
+    object under its `object` name (`"video": {...}`), so the unified API shows it as its client does."""
+    body = render_unified(task)
+    view = views.get(task.origin) if task.origin != task.provider else None
+    if view is not None:
+        rendered = view.render(task)
+        body[str(rendered.get("object") or task.origin)] = rendered
+    return body
+
+
 def _int_param(raw: str | None, name: str, *, default: int, low: int, high: int) -> int:
     if raw is None or raw == "":
         return default
@@ -54,7 +66,8 @@ def _int_param(raw: str | None, name: str, *, default: int, low: int, high: int)
 def routes(ctx: AppContext) -> list[BaseRoute]:
     async def get(request: Request) -> Response:
         key = await ctx.authenticate(bearer(request))
-        return JSONResponse(render_unified(await read_task(ctx, key, request.path_params["task_id"], None)))
+        view = await read_task(ctx, key, request.path_params["task_id"], None)
+        return JSONResponse(render_with_origin(view, ctx.engine.views))
 
     async def events(request: Request) -> Response:
         key = await ctx.authenticate(bearer(request))

@@ -1,0 +1,85 @@
+"""Which provider serves each `/v1/videos` model, and how an OpenAI video request becomes its create.
+
+One `VideoModel` per model name. Its `routes` are tried in order: the first whose provider has a
+channel serving the model takes the request. A route's `text` / `image` call is the provider-native
+body as a template: a string value that is exactly one of the placeholders below is replaced (lists
+and objects are walked), everything else is sent as written.
+
+    $model        the model the client sent            $prompt       the prompt
+    $seconds      whole seconds (int), rounded up to   $seconds_str  the same, as a string ("5")
+                  the nearest duration the model offers $seconds_s   the same with an "s" ("5s", Luma)
+    $aspect       "16:9" | "9:16" | "1:1" from `size`  $ratio        the route's `ratios[aspect]`
+    $size         the size as sent ("1280x720")
+    $image        the input_reference as given: an https URL or a data:image/...;base64 URL
+    $image_b64    bare base64 (an https URL is kept as it is)
+    $image_url    an https URL (an uploaded image is stored by gengate and given as a signed URL)
+
+A call's `action` is the provider action when one adaptor serves several create paths (Vidu platform,
+Kling); the adaptor then offers `prepare_action(action, body, resolver)`. `None`: the body alone says
+what it is (Vidu web `type`, Runway, Luma), and `prepare(body, resolver)` is called (also when the
+adaptor has no `prepare_action`: its `prepare` must then tell the action from the body).
+
+Adding a model is adding an entry here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Call:
+    action: str | None
+    body: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Route:
+    provider: str
+    text: Call | None  # None: the model needs an input_reference (400 with param input_reference)
+    image: Call | None  # None: the model takes no input_reference
+    video_fields: tuple[str, ...]  # output URL fields holding the video, first present wins
+    thumbnail_fields: tuple[str, ...] = ()  # output URL fields holding a still image (variant=thumbnail)
+    duration_path: tuple[str, ...] = ()  # where an output's meta says how long the produced clip is (a
+    # number or a numeric string, e.g. Kling's "5.1"); without it the object shows the rounded request
+    ratios: Mapping[str, str] = field(default_factory=dict)  # aspect -> the provider's `$ratio` value
+
+
+@dataclass(frozen=True)
+class VideoModel:
+    name: str
+    durations: tuple[int, ...]  # the clip lengths the model offers, ascending
+    routes: tuple[Route, ...]
+    default_size: str = "1280x720"  # the size shown when the client sends none (the provider's default)
+
+
+def _vidu_platform(action_text: str = "text2video", action_image: str = "img2video") -> Route:
+    common = {"model": "$model", "prompt": "$prompt", "duration": "$seconds"}
+    return Route(
+        provider="vidu-ent",
+        text=Call(action_text, {**common, "aspect_ratio": "$aspect"}),
+        image=Call(action_image, {**common, "images": ["$image"]}),
+        video_fields=("url", "watermarked_url"), thumbnail_fields=("cover_url",), duration_path=("duration",))
+
+
+def _vidu_web() -> Route:
+    settings = {"model": "$model", "duration": "$seconds"}
+    text = [{"type": "text", "content": "$prompt"}]
+    return Route(
+        provider="vidu",
+        text=Call(None, {"type": "text2video", "input": {"prompts": text},
+                         "settings": {**settings, "aspect_ratio": "$aspect"}}),
+        image=Call(None, {"type": "img2video",
+                          "input": {"prompts": [*text, {"type": "image", "content": "$image"}]},
+                          "settings": settings}),
+        video_fields=("nomark_uri", "uri", "download_uri"), thumbnail_fields=("cover_uri",),
+        duration_path=("video", "duration"))
+
+
+MODELS: dict[str, VideoModel] = {m.name: m for m in (
+    # Vidu Q1: 5 s clips. The platform format is its own; a web-format channel serves it too.
+    VideoModel("viduq1", (5,), (_vidu_platform(), _vidu_web())),
+    # The Kling, Runway, Luma and GLM entries are added with their providers (see the report of issue 16).
+)}
