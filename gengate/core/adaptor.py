@@ -271,6 +271,9 @@ class SupportsReconcile(Protocol):
 
 # A string in a stored upstream request that stands for stashed inline media: `<prefix><storage key>`.
 INLINE_PREFIX = "gengate-inline:"
+# The `origin` filter of a task list that keeps the tasks created through the provider's own routes
+# (not through another view, e.g. /v1/videos), for a provider's own list endpoint.
+NATIVE = ""
 
 
 def auth_header(scheme: str, secret: str) -> dict[str, str]:

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gengate.core import channels as chan
 from gengate.core import ledger
-from gengate.core.adaptor import OutputSpec
+from gengate.core.adaptor import NATIVE, OutputSpec
 from gengate.core.states import HOLDS_SLOT, TERMINAL, TaskState, can_move
 from gengate.db.models import outputs, stored_objects, task_events, tasks
 from gengate.storage.base import StoredObject
@@ -202,8 +202,8 @@ async def list_owned(conn: AsyncConnection, key_id: int, *, provider: str | None
         cond = and_(cond, tasks.c.provider == provider)
     if action is not None:
         cond = and_(cond, tasks.c.action == action)
-    if origin is not None:
-        cond = and_(cond, tasks.c.origin == origin)
+    if origin is not None:  # NATIVE (""): only tasks created through the provider's own routes
+        cond = and_(cond, tasks.c.origin.is_(None) if origin == NATIVE else tasks.c.origin == origin)
     if after is not None:
         anchor = (await conn.execute(select(tasks.c.id).where(cond, tasks.c.public_id == after))).scalar()
         if anchor is None:
@@ -221,8 +221,8 @@ async def count_owned(conn: AsyncConnection, key_id: int, *, provider: str | Non
         cond = and_(cond, tasks.c.provider == provider)
     if action is not None:
         cond = and_(cond, tasks.c.action == action)
-    if origin is not None:
-        cond = and_(cond, tasks.c.origin == origin)
+    if origin is not None:  # NATIVE (""): only tasks created through the provider's own routes
+        cond = and_(cond, tasks.c.origin.is_(None) if origin == NATIVE else tasks.c.origin == origin)
     return int(await conn.scalar(select(func.count()).select_from(tasks).where(cond)) or 0)
 
 

@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute
 
-from gengate.core.adaptor import TaskView
+from gengate.core.adaptor import NATIVE, TaskView
 from gengate.core.errors import AuthError, NotFound
 from gengate.core.keys import ClientKey
 from gengate.providers.kling import rules
@@ -106,7 +106,7 @@ def routes(ctx: AppContext) -> list[BaseRoute]:
             key = await key_of(request)
             number = page_param(request, "pageNum", 1, 1000)
             size = page_param(request, "pageSize", 30, 500)
-            views = await ctx.engine.list_owned(key, provider="kling", action=action, limit=size,
+            views = await ctx.engine.list_owned(key, provider="kling", origin=NATIVE, action=action, limit=size,
                                                 offset=(number - 1) * size)
             return envelope([adaptor.render(v) for v in views])
 

@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute
 
-from gengate.core.adaptor import TaskView
+from gengate.core.adaptor import NATIVE, TaskView
 from gengate.core.errors import InvalidRequest
 from gengate.core.keys import ClientKey
 from gengate.core.states import TERMINAL
@@ -87,7 +87,7 @@ def routes(ctx: AppContext) -> list[BaseRoute]:
         q = request.query_params
         limit = _int_param(q.get("limit"), "limit", default=10, low=1, high=100)
         offset = _int_param(q.get("offset"), "offset", default=0, low=0, high=10**9)
-        views = await ctx.engine.list_owned(key, provider="luma", limit=limit + 1, offset=offset)
+        views = await ctx.engine.list_owned(key, provider="luma", origin=NATIVE, limit=limit + 1, offset=offset)
         page = [adaptor.render(v) for v in views[:limit]]
         return JSONResponse({"generations": page, "has_more": len(views) > limit, "count": len(page),
                              "limit": limit, "offset": offset})

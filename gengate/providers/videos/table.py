@@ -78,8 +78,39 @@ def _vidu_web() -> Route:
         duration_path=("video", "duration"))
 
 
+def _kling() -> Route:
+    common = {"model_name": "$model", "prompt": "$prompt", "duration": "$seconds_str"}
+    return Route(
+        provider="kling",
+        text=Call("text2video", {**common, "aspect_ratio": "$aspect"}),
+        image=Call("image2video", {**common, "image": "$image_b64"}),
+        video_fields=("url",), duration_path=("duration",))
+
+
+def _runway() -> Route:
+    return Route(
+        provider="runway", text=None,
+        image=Call("image_to_video", {"model": "$model", "promptText": "$prompt", "promptImage": "$image",
+                                      "ratio": "$ratio", "duration": "$seconds"}),
+        video_fields=("url",), ratios={"16:9": "1280:720", "9:16": "720:1280", "1:1": "960:960"})
+
+
+def _luma() -> Route:
+    common = {"model": "$model", "prompt": "$prompt", "duration": "$seconds_s", "aspect_ratio": "$aspect"}
+    return Route(
+        provider="luma",
+        text=Call(None, common),
+        image=Call(None, {**common, "keyframes": {"frame0": {"type": "image", "url": "$image_url"}}}),
+        video_fields=("video",), thumbnail_fields=("image",))
+
+
 MODELS: dict[str, VideoModel] = {m.name: m for m in (
     # Vidu Q1: 5 s clips. The platform format is its own; a web-format channel serves it too.
     VideoModel("viduq1", (5,), (_vidu_platform(), _vidu_web())),
-    # The Kling, Runway, Luma and GLM entries are added with their providers (see the report of issue 16).
+    # Kling: text2video / image2video by path; durations "5" | "10" as strings, image as bare base64.
+    VideoModel("kling-v1", (5, 10), (_kling(),)),
+    # Runway gen4_turbo animates an image (no text-only create); ratios in pixels.
+    VideoModel("gen4_turbo", (5, 10), (_runway(),)),
+    # Luma ray-2: "5s" | "9s"; an image becomes the first keyframe; the output's still is the thumbnail.
+    VideoModel("ray-2", (5, 9), (_luma(),)),
 )}
