@@ -309,6 +309,12 @@ async def test_every_sandbox_video_model(server, funded, http, model, provider, 
     assert seconds > 0
     task = await unified(http, server, funded[1], video.id)
     assert task["provider"] == provider and task["status"] == "succeeded", task
+    native = {"kling": "/kling/v1/videos/text2video?pageNum=1&pageSize=500",
+              "luma": "/luma/dream-machine/v1/generations?limit=100"}.get(provider)
+    if native:  # the provider's own list shows its own routes' tasks, not the /v1/videos ones
+        async with http.get(server.url + native, headers={"Authorization": f"Bearer {funded[1]}"}) as resp:
+            assert resp.status == 200, await resp.text()
+            assert video.id not in await resp.text()
 
 
 def png_sized(width: int, height: int) -> bytes:
