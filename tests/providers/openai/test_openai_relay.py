@@ -178,7 +178,7 @@ async def test_bad_input_is_4xx_and_free(server, http: aiohttp.ClientSession) ->
     c = sdk(server, key)
     with pytest.raises(openai.BadRequestError) as e1:
         await c.chat.completions.create(model="gpt-4o-mini", messages=[])
-    assert_openai_error(e1.value, 400)["param"] == "messages"
+    assert assert_openai_error(e1.value, 400)["param"] == "messages"
     with pytest.raises(openai.BadRequestError):
         await c.chat.completions.create(model="gpt-4o-mini", messages="hello")  # type: ignore[arg-type]
     with pytest.raises(openai.NotFoundError) as e3:
