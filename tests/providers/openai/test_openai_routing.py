@@ -33,10 +33,10 @@ def _model(tag: str) -> str:
     return f"{tag}-{secrets.token_hex(3)}"
 
 
-async def _served(server, key: str, model: str, timeout: float = 6) -> None:
+async def _served(server, key: str, model: str, within: float = 6) -> None:
     """Wait until the running server sees the channels the CLI added (within 2 s by contract)."""
     c = sdk(server, key)
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     while True:
         try:
             await c.models.retrieve(model)
@@ -107,7 +107,7 @@ async def test_failover_and_cooldown(server, emulator, fault: str) -> None:
 async def test_refused_connection_fails_over(server, emulator) -> None:
     key = server.make_key()
     model = _model("refused")
-    a, b = await _pair(server, emulator, key, model, a_base=f"http://127.0.0.1:{free_port()}/v1")
+    _, b = await _pair(server, emulator, key, model, a_base=f"http://127.0.0.1:{free_port()}/v1")
     reply = await sdk(server, key).chat.completions.create(model=model, messages=HI)
     assert reply.choices[0].message.content
     assert emulator.creates(b, "openai") == 1
