@@ -9,12 +9,13 @@ Written from the spec alone: it imports nothing from `gengate.providers`. Replie
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
 import math
 import struct
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from typing import Any, ClassVar
 
 from starlette.requests import Request
@@ -42,6 +43,8 @@ IMAGE_MODELS = ("dall-e-3", "dall-e-2")
 CREATED = {"gpt-4o-mini": 1721172741, "gpt-4o": 1715367049, "text-embedding-3-small": 1705948997,
            "dall-e-3": 1698785189, "dall-e-2": 1698798177}
 SIZES = {"dall-e-3": ("1024x1024", "1792x1024", "1024x1792"), "dall-e-2": ("256x256", "512x512", "1024x1024")}
+# Seconds between two chunks of a chat stream, as a model takes time per token.
+STREAM_PACE = 0.002
 # Emulated pictures are rendered smaller than the size named (same aspect ratio), so a reply stays cheap.
 RENDER_SCALE = 4
 
@@ -126,14 +129,16 @@ class _Chat:
             self.finish = "tool_calls"
             return
         fmt = body.get("response_format") or {}
-        last = prompt.split()[-12:] if prompt.split() else ["hello"]
+        limit = body.get("max_completion_tokens") or body.get("max_tokens")
+        # The reply echoes the prompt's last words: 12, or up to the token cap the client set.
+        echo = min(limit, 4096) if isinstance(limit, int) and limit > 12 else 12
+        last = prompt.split()[-echo:] if prompt.split() else ["hello"]
         if fmt.get("type") == "json_schema":
             self.content = json.dumps(_example((fmt.get("json_schema") or {}).get("schema")))
         elif fmt.get("type") == "json_object":
             self.content = json.dumps({"reply": " ".join(last)})
         else:
             self.content = "Hello! You said: " + " ".join(last)
-        limit = body.get("max_completion_tokens") or body.get("max_tokens")
         words = _words(self.content)
         self.finish = "stop"
         if isinstance(limit, int) and 0 < limit < len(words) and fmt.get("type") not in ("json_schema", "json_object"):
@@ -218,7 +223,8 @@ class _Api:
         shown = "gpt-4-gizmo" if "-gizmo-g-" in model else model
         if body.get("stream"):
             usage_on = bool((body.get("stream_options") or {}).get("include_usage"))
-            return await self.ctx.stream_call(request, secret, _chat_chunks(chat, call_id, created, shown, usage_on))
+            chunks = _chat_chunks(chat, call_id, created, shown, usage_on)
+            return await self.ctx.stream_call(request, secret, _paced(chunks))
         message: dict[str, Any] = {"role": "assistant", "content": chat.content, "refusal": None, "annotations": []}
         if chat.tool_calls:
             message["tool_calls"] = chat.tool_calls
@@ -387,6 +393,13 @@ def _vector(text: str, dims: int) -> list[float]:
     out = out[:dims]
     norm = math.sqrt(sum(v * v for v in out)) or 1.0
     return [round(v / norm, 6) for v in out]
+
+
+async def _paced(chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
+    for i, chunk in enumerate(chunks):
+        if i:
+            await asyncio.sleep(STREAM_PACE)
+        yield chunk
 
 
 def _chat_chunks(chat: _Chat, call_id: str, created: int, model: str, usage_on: bool) -> Iterator[bytes]:

@@ -18,6 +18,7 @@ from gengate.core.channels import Channel
 from gengate.core.errors import GengateError, InvalidRequest, UpstreamUnavailable
 from gengate.providers.openai import bodies
 from gengate.providers.openai.billing import UsageRecord
+from gengate.providers.openai.errors import openai_error
 from gengate.providers.openai.prices import image_price, price_model
 from gengate.storage.rehost import RehostError, rehost
 
@@ -135,7 +136,7 @@ class Images:
             rec.output_tokens = len(items)
             rec.credits = each * len(items)
         except GengateError as exc:
-            self.r.finish(rec, exc.status, exc.message)
+            self.r.finish(rec, openai_error(exc).status_code, exc.message)
             raise
         except BaseException:
             self.r.finish(rec, 499, "client closed the request")

@@ -97,8 +97,9 @@ class OpenAIRoutes:
 
     async def reserve(self, rec: UsageRecord, amount: int) -> None:
         if rec.limited:
-            rec.reserved = reservation(amount)
-            await billing.reserve(self.ctx.db, rec.key_id, rec.reserved)
+            amount = reservation(amount)
+            await billing.reserve(self.ctx.db, rec.key_id, amount)
+            rec.reserved = amount  # only once taken: a refused reservation has nothing to give back
 
     def finish(self, rec: UsageRecord, status: int, error: str | None = None) -> None:
         rec.status, rec.error = status, error
@@ -157,7 +158,7 @@ class OpenAIRoutes:
             out_cap = spec.max_output if spec.max_output is not None else self.pricing.reserve_output_tokens
             await self.reserve(rec, price.cost(spec.input_estimate, out_cap))
         except GengateError as exc:
-            self.finish(rec, exc.status, exc.message)
+            self.finish(rec, openai_error(exc).status_code, exc.message)
             raise
         ask_usage = route == "chat" and spec.stream and not spec.include_usage
 
@@ -177,7 +178,7 @@ class OpenAIRoutes:
             return reply
         except GengateError as exc:
             done = True
-            self.finish(rec, exc.status, exc.message)
+            self.finish(rec, openai_error(exc).status_code, exc.message)
             raise
         finally:
             if not done:  # cancelled (the client went away) before a reply: nothing charged
