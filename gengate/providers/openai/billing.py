@@ -6,7 +6,8 @@
 - Settlement and the per-request usage record are queued and written by one background writer in
   batches (group commit: one transaction per batch, whatever the traffic). A limited key gets a
   `settle` entry (what was charged minus what was reserved) and the difference back; an unlimited
-  key a `usage` entry. `close()` writes what is queued (SIGTERM loses no settled charge).
+  key one `usage` entry per batch (the sum of its calls in it; each call has its usage record).
+  `close()` writes what is queued (SIGTERM loses no settled charge).
 """
 
 from __future__ import annotations
@@ -127,6 +128,7 @@ class UsageWriter:
         now = time.time()
         entries: list[dict[str, Any]] = []
         give_back: dict[int, int] = defaultdict(int)
+        used: dict[int, int] = defaultdict(int)  # unlimited keys: one `usage` entry per key per batch
         for r in batch:
             if r.limited:
                 entries.append({"key_id": r.key_id, "task_id": None, "kind": "settle",
@@ -134,8 +136,9 @@ class UsageWriter:
                 if r.reserved > r.credits:
                     give_back[r.key_id] += r.reserved - r.credits
             elif r.credits:
-                entries.append({"key_id": r.key_id, "task_id": None, "kind": "usage", "amount": r.credits,
-                                "created_at": now})
+                used[r.key_id] += r.credits
+        entries.extend({"key_id": k, "task_id": None, "kind": "usage", "amount": v, "created_at": now}
+                       for k, v in used.items())
         async with self.db.write() as conn:
             await conn.execute(_USAGE, [r.row(now) for r in batch])
             if entries:
