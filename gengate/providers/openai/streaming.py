@@ -59,6 +59,9 @@ class StreamRelay:
         """The complete events of `data` (after what was held back) to send now."""
         data = self._tail + data if self._tail else data
         end = data.rfind(_EVENT_END)
+        crlf = data.rfind(b"\r\n\r\n")  # a server that ends its lines with CRLF
+        if crlf >= 0 and crlf + 2 > end:
+            end = crlf + 2
         if end < 0:
             self._tail = data
             return b""
@@ -67,7 +70,7 @@ class StreamRelay:
             out = self._take_usage(out)
         if self.rename is not None:
             out = out.replace(self.rename[0], self.rename[1])
-        self.events += out.count(_EVENT_END)
+        self.events += out.count(_EVENT_END) or out.count(b"\r\n\r\n")
         return out
 
     def _take_usage(self, block: bytes) -> bytes:
