@@ -80,6 +80,9 @@ class UsageRecord:
                 "error": self.error[:500] if self.error else None}
 
 
+CLOSE_ATTEMPTS = 10
+
+
 class UsageWriter:
     """Queue of finished calls, written in batches by one background task."""
 
@@ -112,17 +115,22 @@ class UsageWriter:
                 return
 
     async def flush(self) -> None:
+        """Write everything queued. A failed batch goes back to the front of the queue and is tried
+        again (the database may be away for a while); at shutdown, for at most `CLOSE_ATTEMPTS` tries."""
+        failures = 0
         while self._queue:
             batch, self._queue = self._queue[:self.max_batch], self._queue[self.max_batch:]
-            for attempt in range(5):
-                try:
-                    await self._write(batch)
-                    break
-                except Exception as exc:  # the database may be away for a moment: keep the batch
-                    log.warning("writing %d usage records failed (attempt %d): %s", len(batch), attempt + 1, exc)
-                    await asyncio.sleep(0.2 * (attempt + 1))
-            else:
-                log.error("dropped %d usage records after 5 attempts", len(batch))
+            try:
+                await self._write(batch)
+                failures = 0
+            except Exception as exc:
+                self._queue[:0] = batch
+                failures += 1
+                log.warning("writing %d usage records failed (attempt %d): %s", len(batch), failures, exc)
+                if self._closing and failures >= CLOSE_ATTEMPTS:
+                    log.error("%d usage records not written at shutdown", len(self._queue))
+                    return
+                await asyncio.sleep(min(0.2 * failures, 5.0))
 
     async def _write(self, batch: list[UsageRecord]) -> None:
         now = time.time()
