@@ -10,13 +10,14 @@ estimate and one output token per relayed event.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import aiohttp
 import orjson
-from starlette.responses import StreamingResponse
+from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 log = logging.getLogger("gengate.openai.stream")
@@ -53,6 +54,7 @@ class StreamRelay:
         self.usage: dict[str, Any] | None = None
         self.events = 0  # events relayed to the client
         self.completed = False  # the upstream's stream ended normally
+        self.cut = False  # the client went away (the upstream response was closed under the relay)
         self._tail = b""
 
     def _pass(self, data: bytes) -> bytes:
@@ -98,21 +100,40 @@ class StreamRelay:
             out = self._pass(tail)
             if out:
                 yield out
-        self.completed = True
+        self.completed = not self.cut
 
 
-class RelayedStream(StreamingResponse):
-    """A StreamingResponse that always runs `on_end` once the response is over (finished, failed,
-    or the client gone), so the upstream connection is closed and the call billed and recorded."""
+class RelayedStream(Response):
+    """The client's SSE response: each relayed block sent as it comes, over plain ASGI (one small
+    watcher task per stream instead of a task group). The watcher notices the client going away
+    and closes the upstream response, which ends the relay; `on_end` then always runs once (the
+    upstream connection released, the call billed and recorded), however the stream ended."""
+
+    media_type = "text/event-stream"
 
     def __init__(self, relay: StreamRelay, on_end: Callable[[], Awaitable[None]], headers: dict[str, str]) -> None:
-        super().__init__(relay.body(), media_type="text/event-stream", headers=headers)
-        self._on_end = on_end
+        self.relay, self._on_end = relay, on_end
+        self.status_code = 200
+        self.background = None
+        self.init_headers(headers)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        relay = self.relay
+
+        async def watch() -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            relay.cut = True
+            relay.response.close()  # the upstream read ends: the relay loop stops
+
+        watcher = asyncio.get_running_loop().create_task(watch())
         try:
-            await super().__call__(scope, receive, send)
-        except (aiohttp.ClientError, TimeoutError) as exc:  # the upstream broke mid-stream: end ours
-            log.info("upstream stream ended early: %s", type(exc).__name__)
+            await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+            async for block in relay.body():
+                await send({"type": "http.response.body", "body": block, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:  # the upstream broke, or the client left
+            log.info("stream ended early: %s", type(exc).__name__)
         finally:
+            watcher.cancel()
             await self._on_end()
