@@ -34,7 +34,9 @@ def _model(tag: str) -> str:
 
 
 async def _served(server, key: str, model: str, within: float = 6) -> None:
-    """Wait until the running server sees the channels the CLI added (within 2 s by contract)."""
+    """Wait until the running server sees the channels the CLI added (within 2 s by contract): all
+    of them, not only the first one a reload between two `channels add` may have caught."""
+    await asyncio.sleep(2.2)
     c = sdk(server, key)
     deadline = time.monotonic() + within
     while True:
