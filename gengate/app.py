@@ -103,6 +103,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 task.cancel()
             await asyncio.gather(*loops.values(), return_exceptions=True)
             await poller.drain(grace=3.0)
+            await ctx.close()
             async with db.write() as conn:
                 await store.release_leases(conn, owner)
             await upstream.close()

@@ -246,6 +246,7 @@ def channels_add(
     weight: Annotated[int, typer.Option("--weight", min=1)] = 1,
     max_concurrency: Annotated[int | None, typer.Option("--max-concurrency", min=1)] = None,
     option: Annotated[list[str] | None, typer.Option("--option", help="K=V provider option.")] = None,
+    model_map: Annotated[list[str] | None, typer.Option("--model-map", help="CLIENT=UPSTREAM model rename.")] = None,
     data_dir: DataDir = None,
 ) -> None:
     """Add an upstream channel."""
@@ -259,10 +260,18 @@ def channels_add(
             console.print(f"[red]error:[/red] --option takes K=V, got {item!r}")
             raise typer.Exit(2)
         opts[k] = v
+    renames: dict[str, str] = {}
+    for item in model_map or []:
+        client, sep, upstream = item.partition("=")
+        if not sep or not client.strip() or not upstream.strip():
+            console.print(f"[red]error:[/red] --model-map takes CLIENT=UPSTREAM, got {item!r}")
+            raise typer.Exit(2)
+        renames[client.strip()] = upstream.strip()
 
     channel_id = _write(lambda conn, box: add_channel(
         conn, box, providers=provider_names(), provider=provider, base_url=base_url, secrets=list(key), name=name,
-        models=models, priority=priority, weight=weight, max_concurrency=max_concurrency, options=opts), data_dir)
+        models=models, priority=priority, weight=weight, max_concurrency=max_concurrency, options=opts,
+        model_map=renames), data_dir)
     console.print(f"channel {name or provider} added (id {channel_id}, {len(key)} secret(s))")
     sys.stdout.write(f"{channel_id}\n")
 

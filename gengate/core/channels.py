@@ -48,9 +48,14 @@ class Channel:
     enabled: bool
     secrets: tuple[Secret, ...] = field(default=())
     deleted: bool = False
+    model_map: dict[str, str] = field(default_factory=dict)  # client model -> upstream model
 
     def serves(self, model: str) -> bool:
         return self.models is None or any(fnmatch.fnmatchcase(model, p) for p in self.models)
+
+    def upstream_model(self, model: str) -> str:
+        """The name the upstream knows `model` by (`--model-map CLIENT=UPSTREAM`), else `model`."""
+        return self.model_map.get(model, model)
 
 
 async def bump_config_version(conn: AsyncConnection) -> None:
@@ -68,7 +73,8 @@ async def config_version(conn: AsyncConnection) -> str:
 async def add_channel(conn: AsyncConnection, box: SecretBox, *, providers: Collection[str], provider: str,
                       base_url: str, secrets: list[str], name: str | None = None, models: str | None = None,
                       priority: int = 0, weight: int = 1, max_concurrency: int | None = None,
-                      options: dict[str, str] | None = None, upsert: bool = False) -> int:
+                      options: dict[str, str] | None = None, upsert: bool = False,
+                      model_map: dict[str, str] | None = None) -> int:
     """Add a channel (`providers`: the names the registry knows; the core names none)."""
     if provider not in providers:
         raise InvalidRequest(f"unknown provider {provider!r}; one of {', '.join(sorted(providers))}")
@@ -78,7 +84,8 @@ async def add_channel(conn: AsyncConnection, box: SecretBox, *, providers: Colle
         raise InvalidRequest("--base-url must be an http(s) URL")
     name = name or f"{provider}-{int(time.time())}"
     values = dict(name=name, provider=provider, base_url=base_url.rstrip("/"), models=models or None,
-                  priority=priority, weight=max(1, weight), options=json.dumps(options or {}))
+                  priority=priority, weight=max(1, weight), options=json.dumps(options or {}),
+                  model_map=json.dumps(model_map) if model_map else None)
     existing = await conn.scalar(select(channels.c.id).where(channels.c.name == name,
                                                              channels.c.deleted_at.is_(None)))
     if existing is not None and not upsert:
@@ -118,7 +125,8 @@ async def list_channels(conn: AsyncConnection) -> list[dict[str, Any]]:
                                       .order_by(channel_secrets.c.id))).all()
         out.append({
             "id": ch.id, "name": ch.name, "provider": ch.provider, "base_url": ch.base_url,
-            "models": ch.models, "priority": ch.priority, "weight": ch.weight, "enabled": ch.enabled,
+            "models": ch.models, "model_map": json.loads(ch.model_map) if ch.model_map else {},
+            "priority": ch.priority, "weight": ch.weight, "enabled": ch.enabled,
             "status_reason": ch.status_reason,
             "secrets": [{"id": s.id, "fingerprint": s.fingerprint, "enabled": s.enabled,
                          "status_reason": s.status_reason, "running": s.running,
@@ -258,7 +266,8 @@ class Router:
             chans[ch.id] = Channel(id=ch.id, name=ch.name, provider=ch.provider, base_url=ch.base_url,
                                    models=models, priority=ch.priority, weight=ch.weight,
                                    options=json.loads(ch.options or "{}"), enabled=ch.enabled,
-                                   secrets=tuple(by_channel.get(ch.id, ())), deleted=ch.deleted_at is not None)
+                                   secrets=tuple(by_channel.get(ch.id, ())), deleted=ch.deleted_at is not None,
+                                   model_map=json.loads(ch.model_map) if ch.model_map else {})
         self.load(chans, secrets, version)
 
     def load(self, chans: dict[int, Channel], secrets: dict[int, Secret], version: str | None) -> None:

@@ -62,6 +62,7 @@ channels = Table(
     Column("status_reason", Text, nullable=True),
     Column("created_at", Float, nullable=False),
     Column("deleted_at", Float, nullable=True),  # out of routing; tasks bound to its secrets finish on them
+    Column("model_map", Text, nullable=True),  # JSON {client model: upstream model}; NULL = no renaming
 )
 
 channel_secrets = Table(
@@ -157,6 +158,28 @@ ledger_entries = Table(
     # A second settle or refund of one task is impossible in the database itself.
     UniqueConstraint("task_id", "kind", name="uq_ledger_task_kind"),
     Index("ix_ledger_key", "key_id"),
+)
+
+# One row per synchronous call (chat, embeddings, images, responses), written in batches.
+usage_records = Table(
+    "usage_records",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("created_at", Float, nullable=False),
+    Column("key_id", Integer, nullable=False),
+    Column("route", String(64), nullable=False),
+    Column("model", String(200), nullable=False),  # the model the client sent (a GPT's real name)
+    Column("price_model", String(200), nullable=False),  # the name it is priced and reported under
+    Column("channel_id", Integer, nullable=True),
+    Column("status", Integer, nullable=False),
+    Column("latency_ms", Float, nullable=False),
+    Column("input_tokens", Integer, nullable=False, server_default="0"),
+    Column("output_tokens", Integer, nullable=False, server_default="0"),
+    Column("credits", BigInteger, nullable=False, server_default="0"),
+    Column("stream", Boolean, nullable=False, server_default=text("false")),
+    Column("error", Text, nullable=True),
+    Index("ix_usage_records_created", "created_at"),
+    Index("ix_usage_records_key", "key_id"),
 )
 
 idempotency_keys = Table(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,6 +49,17 @@ class AppContext:
     adaptors: Mapping[str, TaskAdaptor]
     url_policy: GuardPolicy
     key_cache: KeyCache = field(default_factory=KeyCache)
+    # Run at shutdown, newest first, before the database closes (a family's pooled sessions, batched
+    # writers that must flush). Families append to it from `routes(ctx)`.
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+    async def close(self) -> None:
+        while self.closers:
+            closer = self.closers.pop()
+            try:
+                await closer()
+            except Exception:
+                log.exception("a closer failed at shutdown")
 
     async def authenticate(self, presented: str | None) -> ClientKey:
         """Check a client key: from this process's key cache, or one query on a miss."""

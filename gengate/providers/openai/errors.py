@@ -5,9 +5,18 @@ unified `/v1/tasks` API)."""
 
 from __future__ import annotations
 
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 
 from gengate.core import errors as e
+
+
+class UpstreamReply(e.GengateError):
+    """An upstream's own 4xx, relayed to the client as it is (status, body, content type): the client's
+    request was wrong for the upstream, or no other channel was left after an upstream refusal."""
+
+    def __init__(self, status: int, body: bytes, content_type: str) -> None:
+        super().__init__(f"upstream answered {status}", status=status)
+        self.body, self.content_type = body, content_type
 
 # Core error → (HTTP status, OpenAI error type, code; None: the error's own code). The most specific
 # registered class wins.
@@ -31,7 +40,9 @@ TABLE: e.ErrorTable[tuple[int, str, str | None]] = e.ErrorTable({
 })
 
 
-def openai_error(exc: e.GengateError) -> JSONResponse:
+def openai_error(exc: e.GengateError) -> Response:
+    if isinstance(exc, UpstreamReply):
+        return Response(exc.body, status_code=exc.status, media_type=exc.content_type)
     matched, (status, kind, code) = TABLE.lookup(exc)
     status = e.explicit_status(exc) or status
     code = code or exc.code
