@@ -163,8 +163,11 @@ def cli_run_fixture() -> Callable[..., subprocess.CompletedProcess[str]]:
 
 @pytest.fixture
 async def http() -> Any:
-    """A fresh aiohttp session (no default headers, no cookie jar sharing between tests)."""
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60),
+    """A fresh aiohttp session (no default headers, no cookie jar sharing between tests). Idle
+    connections are dropped after 2 s, well before the server's 5 s keep-alive ends, so a request is
+    never sent on a connection the server is closing at that moment (a ServerDisconnectedError)."""
+    connector = aiohttp.TCPConnector(keepalive_timeout=2)
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60), connector=connector,
                                      cookie_jar=aiohttp.DummyCookieJar()) as session:
         yield session
 

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = pytest.mark.timeout(300)  # each CLI call starts a Python process
 
 KEY_LINE = re.compile(r"^sk-[A-Za-z0-9_-]{32,}$")
 WHSEC = re.compile(r"whsec_([A-Za-z0-9+/]+={0,2})")

@@ -127,7 +127,7 @@ def new_server(tmp: Path, database_url: str | None = None, env: dict[str, str] |
 
 
 def http_session() -> aiohttp.ClientSession:
-    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200, force_close=False),
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200, keepalive_timeout=2),
                                  cookie_jar=aiohttp.DummyCookieJar())
 
 
