@@ -17,7 +17,6 @@ from gengate.core import ledger
 from gengate.core.channels import bump_config_version
 from gengate.db.models import keys, ledger_entries
 from gengate.web.admin.common import (
-    AdminError,
     admin_route,
     int_param,
     invalid,
@@ -35,9 +34,9 @@ PATCH_FIELDS = {"credits", "add_credits", "models", "rpm", "expires_at", "disabl
 
 def _key_object(row: Row[Any], used: int) -> dict[str, Any]:
     return {"id": row.id, "name": row.name, "credits": row.credits, "used": used,
-            "models": models_out(row.models), "rpm": None,
+            "models": models_out(row.models), "rpm": row.rpm,
             "expires_at": int(row.expires_at) if row.expires_at is not None else None,
-            "disabled": False, "revoked": row.revoked_at is not None, "created_at": int(row.created_at)}
+            "disabled": bool(row.disabled), "revoked": row.revoked_at is not None, "created_at": int(row.created_at)}
 
 
 async def _read(request: Request, key_id: int) -> dict[str, Any]:
@@ -49,11 +48,16 @@ async def _read(request: Request, key_id: int) -> dict[str, Any]:
         return _key_object(row, await ledger.spent(conn, key_id))
 
 
-def _unsupported(body: dict[str, Any]) -> None:
-    if body.get("rpm") is not None:
-        raise AdminError(400, "unsupported", "rpm (rate limits) is not available in this build")
-    if body.get("disabled"):
-        raise AdminError(400, "unsupported", "disabling a key is not available in this build; revoke it")
+def _flags(body: dict[str, Any]) -> dict[str, Any]:
+    """`rpm` (null: no limit) and `disabled` (a disabled key gets 401 until enabled again)."""
+    values: dict[str, Any] = {}
+    if "rpm" in body:
+        values["rpm"] = int_param(body["rpm"], "rpm", low=1, high=1_000_000)
+    if "disabled" in body:
+        if not isinstance(body["disabled"], bool):
+            raise invalid("disabled must be true or false")
+        values["disabled"] = body["disabled"]
+    return values
 
 
 def _key_id(request: Request) -> int:
@@ -82,11 +86,13 @@ async def create_key(request: Request) -> Response:
     credits = int_param(body.get("credits"), "credits")
     models = models_param(body.get("models"))
     expires_at = timestamp(body.get("expires_at"), "expires_at")
-    _unsupported(body)
+    flags = _flags(body)
     ctx = request.app.state.ctx
     async with ctx.db.write() as conn:
         key_id, plain, _ = await core_keys.create_key(conn, request.app.state.box, name=name.strip(),
                                                       credits=credits, models=models, expires_at=expires_at)
+        if flags:
+            await conn.execute(update(keys).where(keys.c.id == key_id).values(**flags))
     obj = await _read(request, key_id)
     return JSONResponse({**obj, "key": plain}, status_code=201)
 
@@ -101,10 +107,9 @@ async def patch_key(request: Request) -> Response:
     unknown = set(body) - PATCH_FIELDS
     if unknown:
         raise invalid(f"unknown fields: {', '.join(sorted(unknown))}")
-    _unsupported(body)
     credits = int_param(body.get("credits"), "credits")
     add = int_param(body.get("add_credits"), "add_credits", low=1)
-    values: dict[str, Any] = {}
+    values: dict[str, Any] = _flags(body)
     if "models" in body:
         values["models"] = models_param(body["models"])
     if "expires_at" in body:

@@ -69,11 +69,12 @@ async def test_every_route_refuses_no_token_and_a_client_key(admin, sandbox_serv
 
 
 async def test_keys_create_list_top_up_limit_revoke(admin, sandbox_server, http):
-    status, made = await admin.call("POST", "/keys", {"name": "adm-limited", "credits": 5000,
+    status, made = await admin.call("POST", "/keys", {"name": "adm-limited", "credits": 5000, "rpm": 60,
                                                       "models": ["vidu-*", "gpt-4o-mini"]})
     assert status == 201, made
     assert set(made) == KEY_FIELDS | {"key"} and made["key"].startswith("sk-")
-    assert made["credits"] == 5000 and made["used"] == 0 and made["models"] == ["vidu-*", "gpt-4o-mini"]
+    assert made["credits"] == 5000 and made["used"] == 0 and made["rpm"] == 60
+    assert made["models"] == ["vidu-*", "gpt-4o-mini"]
     assert made["revoked"] is False and made["disabled"] is False and isinstance(made["created_at"], int)
     status, dup = await admin.call("POST", "/keys", {"name": "adm-limited"})
     assert status == 400, dup
@@ -103,18 +104,34 @@ async def test_keys_create_list_top_up_limit_revoke(admin, sandbox_server, http)
     assert status == 200 and set_to["credits"] == 42
     assert (await admin.call("GET", "/keys/999999"))[0] == 404
 
-    async with http.get(sandbox_server.url + "/v1/tasks", headers={"Authorization": f"Bearer {made['key']}"}) as r:
-        assert r.status == 200
+    status, rated = await admin.call("PATCH", f"/keys/{made['id']}", {"rpm": 30})
+    assert status == 200 and rated["rpm"] == 30
+    assert (await admin.call("PATCH", f"/keys/{made['id']}", {"rpm": 0}))[0] == 400
+    assert (await admin.call("PATCH", f"/keys/{made['id']}", {"disabled": "yes"}))[0] == 400
+    assert await key_status(http, sandbox_server, made["key"], 200)
+    status, off = await admin.call("PATCH", f"/keys/{made['id']}", {"disabled": True})
+    assert status == 200 and off["disabled"] is True and off["revoked"] is False
+    assert await key_status(http, sandbox_server, made["key"], 401)
+    status, on = await admin.call("PATCH", f"/keys/{made['id']}", {"disabled": False})
+    assert status == 200 and on["disabled"] is False
+    assert await key_status(http, sandbox_server, made["key"], 200)
     status, revoked = await admin.call("DELETE", f"/keys/{made['id']}")
     assert status == 200 and revoked["revoked"] is True
     status, still = await admin.call("GET", f"/keys/{made['id']}")
     assert status == 200 and still["revoked"] is True and set(still) == KEY_FIELDS
-    deadline = time.monotonic() + 2.5
+    assert await key_status(http, sandbox_server, made["key"], 401), "a revoked key still works after 2 s"
+
+
+async def key_status(http, server, key: str, wanted: int, within: float = 2.5) -> bool:
+    """Whether the key's requests answer `wanted` within `within` seconds (every process sees a change
+    of a key within 2 s)."""
+    deadline = time.monotonic() + within
     while True:
-        async with http.get(sandbox_server.url + "/v1/tasks", headers={"Authorization": f"Bearer {made['key']}"}) as r:
-            if r.status == 401:
-                break
-        assert time.monotonic() < deadline, "a revoked key still works after 2 s"
+        async with http.get(server.url + "/v1/tasks", headers={"Authorization": f"Bearer {key}"}) as r:
+            if r.status == wanted:
+                return True
+        if time.monotonic() > deadline:
+            return False
         await asyncio.sleep(0.2)
 
 
