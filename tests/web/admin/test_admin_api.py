@@ -162,10 +162,32 @@ async def test_channels_add_list_health_toggle_test_delete(admin, sandbox_server
     status, tested = await admin.call("POST", f"/channels/{sandbox['id']}/test")
     assert status == 200 and tested["ok"] is True and tested["data"][0]["latency_ms"] >= 0, tested
 
+    # Routed first (priority -10), the wrong secret is refused upstream: gengate disables it, and the
+    # listing says why; the task fails over to the sandbox channel.
+    key = sandbox_server.make_key(credits=1_000_000)
+    status, raised = await admin.call("PATCH", f"/channels/{made['id']}", {"priority": -10})
+    assert status == 200 and raised["priority"] == -10
+    await asyncio.sleep(1.2)  # every process reloads its routing table within CONFIG_CHECK_SECONDS
+    async with admin.http.post(sandbox_server.url + "/vidu/v1/tasks", json=VIDU_BODY,
+                               headers={"Authorization": f"Token {key}"}) as resp:
+        assert resp.status == 200, await resp.text()
+    deadline = time.monotonic() + 20
+    while True:
+        status, health = await admin.call("GET", f"/channels/{made['id']}")
+        state = health["secrets"][0]["state"]
+        if state != "ok":
+            break
+        assert time.monotonic() < deadline, health
+        await asyncio.sleep(0.3)
+    assert state == "disabled (upstream rejected the secret (HTTP 401))", health
+    assert health["secrets"][0]["enabled"] is False
+    assert health["secrets"][0]["status_reason"] == "upstream rejected the secret (HTTP 401)"
+
     status, off = await admin.call("PATCH", f"/channels/{made['id']}", {"enabled": False})
     assert status == 200 and off["enabled"] is False and off["status_reason"] == "disabled by the operator"
     status, on = await admin.call("PATCH", f"/channels/{made['id']}", {"enabled": True, "weight": 3})
     assert status == 200 and on["enabled"] is True and on["weight"] == 3
+    assert on["secrets"][0]["state"] == "ok"  # enabling again also re-enables its secrets
     status, gone = await admin.call("DELETE", f"/channels/{made['id']}")
     assert status == 200 and gone["deleted"] is True
     status, listing = await admin.call("GET", "/channels")
