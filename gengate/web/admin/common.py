@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any
@@ -15,6 +16,7 @@ from starlette.routing import Route
 from gengate.core.errors import GengateError
 from gengate.web.sandbox import is_admin
 
+log = logging.getLogger("gengate.admin")
 PREFIX = "/admin/api"
 MAX_BODY = 1 << 20
 Handler = Callable[[Request], Awaitable[Response]]
@@ -45,6 +47,9 @@ def guarded(handler: Handler) -> Handler:
         except GengateError as exc:
             status = exc.status if 400 <= exc.status < 500 else 500
             return error_reply(status, exc.code, exc.message)
+        except Exception:
+            log.exception("admin API: unexpected error on %s %s", request.method, request.url.path)
+            return error_reply(500, "internal_error", "internal error")
 
     return endpoint
 

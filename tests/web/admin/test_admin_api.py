@@ -79,9 +79,17 @@ async def test_keys_create_list_top_up_limit_revoke(admin, sandbox_server, http)
     status, dup = await admin.call("POST", "/keys", {"name": "adm-limited"})
     assert status == 400, dup
     assert_admin_error(dup)
-    status, bad = await admin.call("POST", "/keys", {"name": "x", "credits": "lots"})
-    assert status == 400
-    assert_admin_error(bad)
+    for bad_body in ({"name": "x", "credits": "lots"}, {"name": "x", "color": "red"}, {"name": ""},
+                     {"name": "x", "models": "gpt-4o"}, {"name": "x", "expires_at": "soon"}, [1, 2]):
+        status, bad = await admin.call("POST", "/keys", bad_body)
+        assert status == 400, (bad_body, bad)
+        assert_admin_error(bad)
+    async with admin.http.post(sandbox_server.url + API + "/keys", data=b"{not json",
+                               headers={"Authorization": f"Bearer {sandbox_server.admin_token}"}) as resp:
+        assert resp.status == 400
+        assert_admin_error(await resp.json(), "invalid_json")
+    status, listing = await admin.call("GET", "/keys")
+    assert "x" not in [k["name"] for k in listing["data"]]  # nothing created by a refused body
 
     status, listing = await admin.call("GET", "/keys")
     assert status == 200 and set(listing) == {"data", "has_more"}
