@@ -36,6 +36,8 @@ from gengate.providers.registry import default_prices, route_factories, task_ada
 from gengate.storage import open_storage
 from gengate.storage.routes import file_routes
 from gengate.storage.signing import UrlSigner
+from gengate.web.admin import admin_routes
+from gengate.web.admin.billing import routes as billing_routes
 from gengate.web.context import AppContext
 from gengate.web.documented import DocumentedRoute
 from gengate.web.metrics import metrics_endpoint
@@ -81,7 +83,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         sender = WebhookSender(db, box, hook_client, backoff_base=settings.webhook_backoff_base)
         engine.on_webhook = sender.wake
         app.state.ctx = ctx
-        install_routes(app, [unified_routes(ctx), *(factory(ctx) for factory in route_factories())])
+        app.state.box = box
+        install_routes(app, [unified_routes(ctx), billing_routes(ctx),
+                             *(factory(ctx) for factory in route_factories())])
         poller = Poller(engine, tick=settings.poller_tick, batch=settings.poller_batch,
                         lease_seconds=settings.lease_seconds)
         loops = {"poller": asyncio.create_task(poller.run(), name="poller"),
@@ -137,6 +141,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                              lambda: getattr(health.get("poller"), "rounds", 0)), "GET",
                                              operation_id="metrics", tags=["operations"], auth=False,
                                              reply_media_type="text/plain"))
+    app.router.routes.extend(admin_routes())  # /admin/api, behind the admin token
     for route in file_routes(lambda: storage, lambda: app.state.ctx.signer):
         app.router.routes.append(route)
     return app

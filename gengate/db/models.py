@@ -43,6 +43,8 @@ keys = Table(
     Column("models", Text, nullable=True),  # comma-separated fnmatch patterns; NULL = every model
     Column("expires_at", Float, nullable=True),
     Column("revoked_at", Float, nullable=True),
+    Column("rpm", Integer, nullable=True),  # requests per minute; NULL = no limit
+    Column("disabled", Boolean, nullable=False, server_default=text("false")),  # 401 until enabled again
     Column("webhook_secret_enc", Text, nullable=False),
     Column("created_at", Float, nullable=False),
 )

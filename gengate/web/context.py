@@ -33,7 +33,7 @@ log = logging.getLogger("gengate.config")
 CONFIG_CHECK_SECONDS = 1.0
 
 _KEY = select(keys.c.id, keys.c.name, keys.c.credits, keys.c.models, keys.c.expires_at,
-              keys.c.revoked_at).where(keys.c.key_hash == bindparam("h"))
+              keys.c.revoked_at, keys.c.disabled).where(keys.c.key_hash == bindparam("h"))
 _CONFIG_VERSION = select(settings_kv.c.value).where(settings_kv.c.name == "config_version")
 
 
@@ -112,4 +112,4 @@ def _cached_key(row: Row[Any] | None) -> CachedKey:
     if row is None:
         return CachedKey(key=None)
     return CachedKey(key=ClientKey(id=row.id, name=row.name, credits=row.credits, models=_patterns(row.models)),
-                     expires_at=row.expires_at, revoked=row.revoked_at is not None)
+                     expires_at=row.expires_at, revoked=row.revoked_at is not None or bool(row.disabled))
