@@ -1,0 +1,16 @@
+"""Zhipu GLM: `zhipu` channels serve the synchronous relay (routes.py). Its chat models are priced as
+tokens under the relay's price names (`openai:tokens:<model>:input|output`, credits per million)."""
+
+from __future__ import annotations
+
+PRICES: dict[str, int] = {
+    "openai:tokens:glm-4-flash:input": 100_000,
+    "openai:tokens:glm-4-flash:output": 100_000,
+    "openai:tokens:glm-4-plus:input": 700_000,
+    "openai:tokens:glm-4-plus:output": 700_000,
+    "openai:tokens:glm-4.5:input": 300_000,
+    "openai:tokens:glm-4.5:output": 1_400_000,
+}
+
+CHANNEL_PROVIDERS = ("zhipu",)
+EXTRA_PRICES = [PRICES]
