@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import jwt
 
@@ -45,16 +45,20 @@ class GLMAuth:
         self.signed = 0  # tokens signed (tests see the cache work)
 
     def __call__(self, channel: Channel, secret: Secret) -> str:
-        if channel.options.get("auth", "raw").lower() != "jwt":
-            ident, part = key_parts(secret.value)
+        return self.header(secret.value, channel.options, secret.id)
+
+    def header(self, value: str, options: Mapping[str, str], cache_id: int = 0) -> str:
+        """`Bearer ...` for the key `value` on a channel with `options`."""
+        if options.get("auth", "raw").lower() != "jwt":
+            ident, part = key_parts(value)
             return f"Bearer {ident}.{part}"
         now_ms = int(self.clock() * 1000)
-        cached = self._tokens.get((secret.id, secret.value))
+        cached = self._tokens.get((cache_id, value))
         if cached is not None and cached[1] - REFRESH_MS > now_ms:
             return f"Bearer {cached[0]}"
-        token = sign(secret.value, now_ms)
+        token = sign(value, now_ms)
         if len(self._tokens) >= MAX_CACHED:
             self._tokens.clear()
-        self._tokens[(secret.id, secret.value)] = (token, now_ms + LIFETIME_MS)
+        self._tokens[(cache_id, value)] = (token, now_ms + LIFETIME_MS)
         self.signed += 1
         return f"Bearer {token}"

@@ -24,9 +24,12 @@ from gengate.emulator import clock
 from gengate.emulator.auth import BEARER, hs256_claims, unverified_claims
 from gengate.emulator.base import EmulatorContext
 from gengate.emulator.ids import digits_id
+from gengate.emulator.media import MediaSpec
 from gengate.emulator.replies import ProviderError, json_response, read_json
 from gengate.emulator.sse import DONE, sse_event
+from gengate.emulator.timeline import Phase
 
+VIDEO_MODELS = ("cogvideox-3", "cogvideox-flash")
 CHAT_MODELS = ("glm-4-flash", "glm-4-plus", "glm-4.5", "glm-4.5-air", "glm-4.6")
 STREAM_PACE = 0.002
 MAX_PROMPT_CHARS = 400_000  # beyond it: 1261 (prompt too long)
@@ -117,11 +120,13 @@ class _Chat:
 class ZhipuEmulator:
     provider: ClassVar[str] = "zhipu"
     base_path: ClassVar[str] = "/api/paas/v4"
-    sandbox_models: ClassVar[tuple[str, ...]] = ("glm-4-flash",)
+    sandbox_models: ClassVar[tuple[str, ...]] = ("glm-4-flash", "cogvideox-3")
 
     def routes(self, ctx: EmulatorContext) -> Sequence[BaseRoute]:
         api = _Api(ctx)
-        return [Route("/api/paas/v4/chat/completions", api.chat, methods=["POST"])]
+        return [Route("/api/paas/v4/chat/completions", api.chat, methods=["POST"]),
+                Route("/api/paas/v4/videos/generations", api.create_video, methods=["POST"]),
+                Route("/api/paas/v4/async-result/{task_id}", api.async_result, methods=["GET"])]
 
     def error_response(self, status: int, message: str, reason: str | None = None,
                        headers: Mapping[str, str] | None = None) -> Response:
@@ -168,6 +173,70 @@ class _Api:
         if chat.web_search is not None:
             reply["web_search"] = chat.web_search
         return await self.ctx.answer_call(request, secret, reply)
+
+
+    # Videos (§6): PROCESSING -> SUCCESS | FAIL over the task's seconds; real MP4 and PNG bytes.
+
+    async def create_video(self, request: Request) -> Response:
+        ctx = self.ctx
+        secret = ctx.authenticate(request, GLM_AUTH, "Authentication failed: invalid token.")
+        if (fault := await ctx.before(request, "create", secret)) is not None:
+            return fault
+        body = await read_json(request)
+        model = body.get("model")
+        if model is None:
+            raise _bad("Missing required parameter: model", "1213")
+        if model not in VIDEO_MODELS:
+            raise ProviderError(400, "Model not found", "1211")
+        prompt, image = body.get("prompt"), body.get("image_url")
+        if prompt is None and image is None:
+            raise _bad("Missing required parameter: prompt or image_url", "1213")
+        if prompt is not None and (not isinstance(prompt, str) or len(prompt) > 512):
+            raise _bad("Illegal parameter: prompt")
+        duration = body.get("duration", 5)
+        if duration not in (5, 10) or isinstance(duration, bool):
+            raise _bad("Illegal parameter: duration")
+        size = body.get("size") or "1920x1080"
+        try:
+            width, height = (int(v) for v in str(size).split("x"))
+        except ValueError:
+            raise _bad("Illegal parameter: size") from None
+        task_id = digits_id(19)
+        task = ctx.new_task(task_id, secret, {"model": model, "request_id": body.get("request_id") or task_id,
+                                              "width": width // 8, "height": height // 8, "duration": duration})
+        if not ctx.accept(task, fail_code="1301", fail_message="The video generation failed a content check."):
+            raise ProviderError(429, "High concurrency, please retry later.", "1302")
+        if (fault := await ctx.after_accept(request, secret)) is not None:
+            return fault
+        return json_response({"model": model, "id": task_id, "request_id": task.data["request_id"],
+                              "task_status": "PROCESSING"})
+
+    async def async_result(self, request: Request) -> Response:
+        ctx = self.ctx
+        secret = ctx.authenticate(request, GLM_AUTH, "Authentication failed: invalid token.")
+        task_id = request.path_params["task_id"]
+        async with ctx.polling(secret, task_id):
+            if (fault := await ctx.before(request, "poll", secret)) is not None:
+                return fault
+            task = ctx.own_task(task_id, secret)
+            if task is None:
+                raise ProviderError(404, "Task not found", "1222")
+            now = ctx.now()
+            data, progress = task.data, task.progress(now)
+            out: dict[str, Any] = {"model": data["model"], "request_id": data["request_id"],
+                                   "task_status": "PROCESSING"}
+            if ctx.unknown_state(secret):
+                out["task_status"] = "QUEUING"
+            elif progress.phase is Phase.SUCCEEDED:
+                w, h = max(16, data["width"] // 2 * 2), max(16, data["height"] // 2 * 2)
+                out["task_status"] = "SUCCESS"
+                out["video_result"] = [{
+                    "url": ctx.media_url(MediaSpec("mp4", task.id, w, h, float(data["duration"]), 8), "v.mp4", now),
+                    "cover_image_url": ctx.media_url(MediaSpec("png", task.id, w, h), "v.png", now)}]
+            elif progress.phase in (Phase.FAILED, Phase.CANCELED):
+                out["task_status"] = "FAIL"
+                out["error"] = {"code": task.fail_code or "1301", "message": task.fail_message or "failed"}
+            return json_response(out)
 
 
 async def _paced(chunks: Iterator[bytes]) -> AsyncIterator[bytes]:

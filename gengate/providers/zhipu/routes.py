@@ -5,7 +5,7 @@ with GLM's auth per channel (auth.py) and GLM's error envelope (errors.py)."""
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute
 
 from gengate.core.channels import Channel
@@ -19,9 +19,11 @@ from gengate.providers.openai.routes import OpenAIRoutes
 from gengate.providers.zhipu import bodies
 from gengate.providers.zhipu.auth import GLMAuth
 from gengate.providers.zhipu.errors import GLMError, glm_error
-from gengate.providers.zhipu.schemas import ChatReply, ChatRequest
+from gengate.providers.zhipu.schemas import AsyncTask, ChatReply, ChatRequest, VideoRequest
+from gengate.providers.zhipu.video import ZhipuVideoAdaptor
 from gengate.web.context import AppContext
 from gengate.web.family import Family
+from gengate.web.tasks import create_task, read_task
 
 PROVIDER = "zhipu"
 FAMILY = Family(name="zhipu", prefix="/api/paas/v4", render_error=glm_error, error_model=GLMError)
@@ -93,8 +95,27 @@ class ZhipuRoutes(OpenAIRoutes):
 
 def routes(ctx: AppContext) -> list[BaseRoute]:
     api = ZhipuRoutes(ctx)
+    adaptor = ctx.adaptors[PROVIDER]
+    assert isinstance(adaptor, ZhipuVideoAdaptor)
+
+    async def create_video(request: Request) -> Response:
+        key = await api.key(request)
+        view = await create_task(ctx, request, key, adaptor, route="zhipu:/videos/generations",
+                                 body_limit=ctx.settings.max_media_body_bytes)
+        return JSONResponse(adaptor.render(view))
+
+    async def async_result(request: Request) -> Response:
+        key = await api.key(request)
+        view = await read_task(ctx, key, request.path_params["task_id"], PROVIDER)
+        return JSONResponse(adaptor.render(view))
+
     family_routes: list[BaseRoute] = [
         FAMILY.route("/chat/completions", api.glm_chat, ["POST"], name="create_chat_completion",
                      summary="GLM chat completion (stream: text/event-stream)", body=ChatRequest, reply=ChatReply),
+        FAMILY.route("/videos/generations", create_video, ["POST"], name="create_video",
+                     summary="CogVideoX video (asynchronous: poll /async-result/{id})", body=VideoRequest,
+                     reply=AsyncTask),
+        FAMILY.route("/async-result/{task_id}", async_result, ["GET"], name="async_result",
+                     summary="An asynchronous task's result", reply=AsyncTask),
     ]
     return [*family_routes, FAMILY.fallback(family_routes)]
