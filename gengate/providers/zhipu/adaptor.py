@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+from gengate.providers.zhipu.images import PRICES as IMAGE_PRICES
 from gengate.providers.zhipu.video import ZhipuVideoAdaptor
 
 PRICES: dict[str, int] = {
@@ -17,4 +18,4 @@ PRICES: dict[str, int] = {
 
 ADAPTORS = [ZhipuVideoAdaptor()]
 CHANNEL_PROVIDERS = ("zhipu",)
-EXTRA_PRICES = [PRICES]
+EXTRA_PRICES = [PRICES, IMAGE_PRICES]

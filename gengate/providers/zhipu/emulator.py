@@ -29,6 +29,7 @@ from gengate.emulator.replies import ProviderError, json_response, read_json
 from gengate.emulator.sse import DONE, sse_event
 from gengate.emulator.timeline import Phase
 
+IMAGE_MODELS = ("cogview-4", "cogview-4-250304", "cogview-3-flash", "glm-image")
 VIDEO_MODELS = ("cogvideox-3", "cogvideox-flash")
 CHAT_MODELS = ("glm-4-flash", "glm-4-plus", "glm-4.5", "glm-4.5-air", "glm-4.6")
 STREAM_PACE = 0.002
@@ -120,11 +121,12 @@ class _Chat:
 class ZhipuEmulator:
     provider: ClassVar[str] = "zhipu"
     base_path: ClassVar[str] = "/api/paas/v4"
-    sandbox_models: ClassVar[tuple[str, ...]] = ("glm-4-flash", "cogvideox-3")
+    sandbox_models: ClassVar[tuple[str, ...]] = ("glm-4-flash", "cogview-4", "cogvideox-3")
 
     def routes(self, ctx: EmulatorContext) -> Sequence[BaseRoute]:
         api = _Api(ctx)
         return [Route("/api/paas/v4/chat/completions", api.chat, methods=["POST"]),
+                Route("/api/paas/v4/images/generations", api.images, methods=["POST"]),
                 Route("/api/paas/v4/videos/generations", api.create_video, methods=["POST"]),
                 Route("/api/paas/v4/async-result/{task_id}", api.async_result, methods=["GET"])]
 
@@ -174,6 +176,30 @@ class _Api:
             reply["web_search"] = chat.web_search
         return await self.ctx.answer_call(request, secret, reply)
 
+
+    async def images(self, request: Request) -> Response:
+        """CogView (§5): synchronous, one PNG URL."""
+        ctx = self.ctx
+        secret = ctx.authenticate(request, GLM_AUTH, "Authentication failed: invalid token.")
+        if (fault := await ctx.before(request, "create", secret)) is not None:
+            return fault
+        body = await read_json(request)
+        model, prompt = body.get("model"), body.get("prompt")
+        if model is None or prompt is None:
+            raise _bad("Missing required parameter: " + ("model" if model is None else "prompt"), "1213")
+        if model not in IMAGE_MODELS:
+            raise ProviderError(400, "Model not found", "1211")
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise _bad("Illegal parameter: prompt")
+        size = body.get("size") or ("1280x1280" if model == "glm-image" else "1024x1024")
+        try:
+            width, height = (int(v) for v in str(size).split("x"))
+        except ValueError:
+            raise _bad("Illegal parameter: size") from None
+        now = ctx.now()
+        url = ctx.media_url(MediaSpec("png", digits_id(19), max(16, width // 8), max(16, height // 8)), "img.png", now)
+        return await ctx.answer_call(request, secret, {"created": int(now), "data": [{"url": url}],
+                                                      "content_filter": [{"role": "assistant", "level": 3}]})
 
     # Videos (§6): PROCESSING -> SUCCESS | FAIL over the task's seconds; real MP4 and PNG bytes.
 

@@ -16,10 +16,10 @@ from gengate.providers.openai.billing import UsageRecord, UsageWriter
 from gengate.providers.openai.prices import Pricing, price_model
 from gengate.providers.openai.relay import Relay
 from gengate.providers.openai.routes import OpenAIRoutes
-from gengate.providers.zhipu import bodies
+from gengate.providers.zhipu import bodies, images
 from gengate.providers.zhipu.auth import GLMAuth
 from gengate.providers.zhipu.errors import GLMError, glm_error
-from gengate.providers.zhipu.schemas import AsyncTask, ChatReply, ChatRequest, VideoRequest
+from gengate.providers.zhipu.schemas import AsyncTask, ChatReply, ChatRequest, ImagesReply, ImagesRequest, VideoRequest
 from gengate.providers.zhipu.video import ZhipuVideoAdaptor
 from gengate.web.context import AppContext
 from gengate.web.family import Family
@@ -109,7 +109,12 @@ def routes(ctx: AppContext) -> list[BaseRoute]:
         view = await read_task(ctx, key, request.path_params["task_id"], PROVIDER)
         return JSONResponse(adaptor.render(view))
 
+    async def image_generations(request: Request) -> Response:
+        return await images.generate(api, request)
+
     family_routes: list[BaseRoute] = [
+        FAMILY.route("/images/generations", image_generations, ["POST"], name="create_image",
+                     summary="CogView image (synchronous)", body=ImagesRequest, reply=ImagesReply),
         FAMILY.route("/chat/completions", api.glm_chat, ["POST"], name="create_chat_completion",
                      summary="GLM chat completion (stream: text/event-stream)", body=ChatRequest, reply=ChatReply),
         FAMILY.route("/videos/generations", create_video, ["POST"], name="create_video",
