@@ -96,6 +96,7 @@ async def test_bad_input_is_glm_4xx_and_free(server, http: aiohttp.ClientSession
         ({"model": "glm-4-flash", "messages": HI, "stream": "yes"}, 400, "1214"),
         ({"model": "glm-4-flash", "messages": HI, "temperature": "hot"}, 400, "1214"),
         ({"model": "glm-9", "messages": HI}, 400, "1211"),
+        ({"model": "glm-4-flash", "messages": [{"role": "user", "content": "x " * 700_000}]}, 400, "1261"),
     ]
     for body, status, code in cases:
         async with http.post(url, json=body, headers={"Authorization": f"Bearer {key}"}) as resp:
