@@ -53,6 +53,10 @@ async def test_sdk_video_generations_and_result(server, http: aiohttp.ClientSess
     async with http.get(video["cover_image_url"]) as resp:
         assert resp.status == 200 and (await resp.read())[:8] == b"\x89PNG\r\n\x1a\n"
     assert server.credits(name) == 1_000_000 - PRICE_5S
+    async with http.get(f"{server.url}/v1/tasks/{submit['id']}", headers={"Authorization": f"Bearer {key}"}) as resp:
+        unified = await resp.json()
+        assert resp.status == 200, unified
+    assert unified["id"] == submit["id"] and unified["provider"] == "zhipu", unified
 
 
 def test_failed_video_is_refunded(server) -> None:
