@@ -135,9 +135,9 @@ def test_out_of_credit_is_429_1113(server) -> None:
 
 
 async def test_upstream_auth_raw_and_jwt(make_server, emulator, http: aiohttp.ClientSession) -> None:
-    server = make_server(sandbox=False, start=False)
+    server = make_server(sandbox=False, start=False, env={"GENGATE_POLL_INTERVAL": "0.2"})
     raw = add_zhipu_channel(server, emulator, "glm-raw", auth="raw", models="glm-4-flash")
-    jwt_secret = add_zhipu_channel(server, emulator, "glm-jwt", auth="jwt", models="glm-4-plus")
+    jwt_secret = add_zhipu_channel(server, emulator, "glm-jwt", auth="jwt", models="glm-4-plus,cogvideox-3")
     server.start()
     key = server.make_key()
     url = server.url + "/api/paas/v4/chat/completions"
@@ -146,6 +146,17 @@ async def test_upstream_auth_raw_and_jwt(make_server, emulator, http: aiohttp.Cl
                              headers={"Authorization": f"Bearer {key}"}) as resp:
             assert resp.status == 200, await resp.text()
     assert emulator.creates(raw, "zhipu") == 1 and emulator.creates(jwt_secret, "zhipu") == 2
+    # The task engine signs its JWTs too (submit and every poll).
+    async with http.post(server.url + "/api/paas/v4/videos/generations", json={"model": "cogvideox-3", "prompt": "x"},
+                         headers={"Authorization": f"Bearer {key}"}) as resp:
+        task = await resp.json()
+        assert resp.status == 200, task
+    end = time.monotonic() + 60
+    while task["task_status"] == "PROCESSING" and time.monotonic() < end:
+        async with http.get(server.url + f"/api/paas/v4/async-result/{task['id']}",
+                            headers={"Authorization": f"Bearer {key}"}) as resp:
+            task = await resp.json()
+    assert task["task_status"] == "SUCCESS" and emulator.creates(jwt_secret, "zhipu") == 3, task
     # The emulator checks what it is sent: a JWT with a wrong signature or past its `exp` (ms) is a 401.
     base = emulator.provider_url("zhipu") + "/api/paas/v4/chat/completions"
     now = int(time.time() * 1000)
