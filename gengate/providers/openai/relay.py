@@ -48,12 +48,20 @@ class Opened:
 
 
 BodyFor = Callable[[Channel], tuple[bytes, str]]  # the body to send to a channel, and the upstream model
+# The `Authorization` header value for a channel's secret (a provider signing its own tokens).
+AuthFor = Callable[[Channel, Secret], str]
+
+
+def bearer_auth(channel: Channel, secret: Secret) -> str:
+    return f"Bearer {secret.value}"
 
 
 class Relay:
     def __init__(self, db: Database, router: Router, *, connect_timeout: float, read_timeout: float,
-                 backoff_base: float, backoff_max: float) -> None:
+                 backoff_base: float, backoff_max: float, provider: str = PROVIDER,
+                 auth: AuthFor = bearer_auth) -> None:
         self.db, self.router = db, router
+        self.provider, self.auth = provider, auth  # the channels' provider; how a secret is sent
         self.read_timeout = read_timeout
         self.backoff_base, self.backoff_max = backoff_base, backoff_max
         self.timeout = aiohttp.ClientTimeout(total=None, connect=connect_timeout, sock_read=read_timeout)
@@ -78,14 +86,14 @@ class Relay:
 
     # ------------------------------------------------------------------ candidates
     def serves(self, model: str) -> bool:
-        return self.router.has_channel(PROVIDER, model)
+        return self.router.has_channel(self.provider, model)
 
     def candidates(self, model: str, want: Callable[[Channel], bool] | None = None) -> list[tuple[Channel, Secret]]:
         router = self.router
         ready: list[tuple[Channel, Secret]] = []
         cooling: list[tuple[Channel, Secret]] = []
         now = time.monotonic()
-        for secret in router.candidates(PROVIDER, model):
+        for secret in router.candidates(self.provider, model):
             if self.disabled:
                 seen = self.disabled.get(secret.id, "-")
                 if seen == router.version:
@@ -124,7 +132,7 @@ class Relay:
             tried += 1
             last_channel = channel.id
             data, upstream_model = body_for(channel)
-            headers = {"Authorization": f"Bearer {secret.value}", "Content-Type": content_type}
+            headers = {"Authorization": self.auth(channel, secret), "Content-Type": content_type}
             try:
                 response = await self.session.post(channel.base_url + path, data=data, headers=headers,
                                                    timeout=self.timeout, allow_redirects=False)
@@ -132,7 +140,7 @@ class Relay:
                 self.cool_down(secret, None)
                 last_error = UpstreamUnavailable(f"The upstream could not be reached ({type(exc).__name__}).",
                                                  status=502)
-                log.info("openai channel %s: %s, trying another", channel.name, type(exc).__name__)
+                log.info("%s channel %s: %s, trying another", self.provider, channel.name, type(exc).__name__)
                 continue
             status = response.status
             if status < 300:
@@ -154,7 +162,7 @@ class Relay:
             if status in RETRYABLE or status >= 500:
                 self.cool_down(secret, _retry_after(response.headers.get("Retry-After")))
                 last_error = UpstreamUnavailable(f"The upstream failed (HTTP {status}).", status=502)
-                log.info("openai channel %s answered %s, trying another", channel.name, status)
+                log.info("%s channel %s answered %s, trying another", self.provider, channel.name, status)
                 continue
             raise UpstreamReply(status, raw, ctype)
         raise last_error or UpstreamUnavailable("No channel could serve this request.", status=502)
@@ -171,7 +179,7 @@ class Relay:
 
     def disable(self, secret: Secret, reason: str) -> None:
         self.disabled[secret.id] = self.router.version
-        log.warning("openai secret %s disabled: %s", secret.id, reason)
+        log.warning("%s secret %s disabled: %s", self.provider, secret.id, reason)
         self._spawn(self._disable(secret.id, reason))
 
     def _spawn(self, coro: object) -> None:

@@ -104,6 +104,15 @@ def _luma() -> Route:
         video_fields=("video",), thumbnail_fields=("image",))
 
 
+def _zhipu() -> Route:
+    common = {"model": "$model", "prompt": "$prompt", "duration": "$seconds", "size": "$size"}
+    return Route(
+        provider="zhipu",
+        text=Call(None, common),
+        image=Call(None, {**common, "image_url": "$image"}),
+        video_fields=("url",), thumbnail_fields=("cover_image_url",))
+
+
 MODELS: dict[str, VideoModel] = {m.name: m for m in (
     # Vidu Q1: 5 s clips. The platform format is its own; a web-format channel serves it too.
     VideoModel("viduq1", (5,), (_vidu_platform(), _vidu_web())),
@@ -113,4 +122,6 @@ MODELS: dict[str, VideoModel] = {m.name: m for m in (
     VideoModel("gen4_turbo", (5, 10), (_runway(),)),
     # Luma ray-2: "5s" | "9s"; an image becomes the first keyframe; the output's still is the thumbnail.
     VideoModel("ray-2", (5, 9), (_luma(),)),
+    # Zhipu CogVideoX-3: 5 or 10 s; an image (URL or base64) animates it; the cover is the thumbnail.
+    VideoModel("cogvideox-3", (5, 10), (_zhipu(),), default_size="1920x1080"),
 )}
