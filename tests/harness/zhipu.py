@@ -7,6 +7,7 @@ The venv is made on demand in a cached location (`$GENGATE_ZHIPUAI_VENV`, defaul
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -26,13 +27,17 @@ def sdk_python() -> Path:
     """The venv's python, the venv made first when it is missing."""
     python = VENV / "bin" / "python"
     ready = VENV / ".ready"
-    if not ready.exists():
-        if VENV.exists():
-            shutil.rmtree(VENV)
-        base = shutil.which("python3.11") or sys.executable
-        subprocess.run([base, "-m", "venv", str(VENV)], check=True, timeout=300)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", *SDK_PINS], check=True, timeout=600)
-        ready.write_text("ok")
+    VENV.parent.mkdir(parents=True, exist_ok=True)
+    # pytest-xdist workers may all get here at once: one makes the venv, the others wait for it.
+    with open(VENV.parent / (VENV.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not ready.exists():
+            if VENV.exists():
+                shutil.rmtree(VENV)
+            base = shutil.which("python3.11") or sys.executable
+            subprocess.run([base, "-m", "venv", str(VENV)], check=True, timeout=300)
+            subprocess.run([str(python), "-m", "pip", "install", "-q", *SDK_PINS], check=True, timeout=600)
+            ready.write_text("ok")
     return python
 
 
