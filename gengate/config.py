@@ -49,6 +49,7 @@ class Settings:
     deadlines: dict[str, float] = field(default_factory=dict)
     webhook_backoff_base: float = 1.0  # first retry within this many seconds, doubling, capped at 1 h
     media_url_ttl: int = 7 * 24 * 3600
+    image_wait: float = 120.0  # /v1/images/generations: how long a task-backed image is awaited
     sandbox_task_seconds: float = 10.0
     sandbox_concurrency: int = 8
     max_body_bytes: int = 1024 * 1024

@@ -19,6 +19,7 @@ from gengate.core.errors import GengateError, InvalidRequest, UpstreamUnavailabl
 from gengate.providers.openai import bodies
 from gengate.providers.openai.billing import UsageRecord
 from gengate.providers.openai.errors import openai_error
+from gengate.providers.openai.image_providers import ProviderImages
 from gengate.providers.openai.prices import image_price, price_model
 from gengate.storage.rehost import RehostError, rehost
 
@@ -61,22 +62,29 @@ class ImageCall:
             raise InvalidRequest("Invalid 'n': must be between 1 and 10.", param="n")
         if self.model == "dall-e-3" and self.n != 1:
             raise InvalidRequest("Invalid 'n': dall-e-3 only supports n=1.", param="n")
+        self.prompt = prompt
         self.size = _str_field(fields.get("size"), "size") or "1024x1024"
         self.quality = _str_field(fields.get("quality"), "quality")
         fmt = _str_field(fields.get("response_format"), "response_format")
         if fmt is not None and fmt not in ("url", "b64_json"):
             raise InvalidRequest("Invalid 'response_format': expected 'url' or 'b64_json'.", param="response_format")
+        self.response_format = fmt or "url"
         self.edit = edit
 
 
 class Images:
     def __init__(self, routes: OpenAIRoutes) -> None:
         self.r = routes
+        self.providers = ProviderImages(routes)
 
     async def generate(self, request: Request) -> Response:
         key = await self.r.key(request)
         raw = await bodies.read_body(request, self.r.ctx.settings.max_body_bytes)
         body = bodies.parse_object(raw)
+        model = body.get("model")
+        if isinstance(model, str) and not self.r.relay.serves(model) and self.providers.serves(model):
+            call = ImageCall(body, False)  # another provider's image model (image_table.py)
+            return await self.providers.generate(key, call, call.response_format)
 
         def body_for(channel: Channel, call: ImageCall) -> tuple[bytes, str]:
             upstream = channel.upstream_model(call.model)
