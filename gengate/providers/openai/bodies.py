@@ -184,3 +184,11 @@ def with_changes(body: dict[str, Any], model: str | None, ask_usage: bool) -> by
     if ask_usage:
         changed["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
     return orjson.dumps(changed)
+
+
+def glm_body(body: dict[str, Any], channel: Any, model: str) -> tuple[bytes, str]:
+    """The body for a GLM channel: its upstream model, without `stream_options`."""
+    upstream = channel.upstream_model(model)
+    sent = {k: v for k, v in body.items() if k != "stream_options"}
+    sent["model"] = upstream
+    return orjson.dumps(sent), upstream

@@ -29,7 +29,6 @@ from gengate.providers.openai.billing import UsageRecord
 from gengate.providers.openai.errors import openai_error
 from gengate.providers.openai.image_table import MODELS, ImageRoute, aspect_of, fill
 from gengate.providers.openai.relay import Relay
-from gengate.providers.zhipu.auth import GLMAuth
 from gengate.storage.rehost import RehostError, rehost
 from gengate.web.tasks import KeyResolver
 
@@ -49,17 +48,10 @@ class ImageTimeout(UpstreamUnavailable):
 class ProviderImages:
     def __init__(self, routes: OpenAIRoutes) -> None:
         self.r = routes
-        self._zhipu: Relay | None = None
 
     @property
     def zhipu(self) -> Relay:
-        if self._zhipu is None:
-            s = self.r.ctx.settings
-            self._zhipu = Relay(self.r.ctx.db, self.r.ctx.router, connect_timeout=s.connect_timeout,
-                                read_timeout=s.request_timeout, backoff_base=s.backoff_base,
-                                backoff_max=s.backoff_max, provider="zhipu", auth=GLMAuth())
-            self.r.ctx.closers.append(self._zhipu.close)
-        return self._zhipu
+        return self.r.glm.relay  # the `zhipu` channels' relay, shared with GLM chat
 
     @staticmethod
     def serves(model: str) -> bool:

@@ -72,6 +72,8 @@ def _tokens(usage: dict[str, Any] | None) -> tuple[int, int] | None:
 
 
 class OpenAIRoutes:
+    stream_relay: type[StreamRelay] = StreamRelay  # how an upstream stream becomes the client's
+
     def __init__(self, ctx: AppContext) -> None:
         s = ctx.settings
         self.ctx = ctx
@@ -80,6 +82,9 @@ class OpenAIRoutes:
         self.writer = UsageWriter(ctx.db)
         self.pricing = Pricing(ctx.engine.prices)
         self.images = Images(self)
+        from gengate.providers.openai.glm import GLMChat  # here: glm.py subclasses this class
+
+        self.glm = GLMChat(self)  # GLM models no openai channel serves, on zhipu channels
         # Closed newest first: streams and the session, then the writer flushes what they queued.
         ctx.closers.append(self.writer.close)
         ctx.closers.append(self.relay.close)
@@ -148,10 +153,11 @@ class OpenAIRoutes:
         body = bodies.parse_object(raw)
         model = body.get("model") if isinstance(body.get("model"), str) else "?"
         rec = UsageRecord(key.id, route, model, price_model(model), limited=key.credits is not None)
+        api = self.glm if route == "chat" and self.glm.takes(model) else self
         try:
             spec = spec_of(body, raw)
             rec.stream = spec.stream
-            self.check_model(key, spec.model)
+            api.check_model(key, spec.model)
             if want is not None and not self.any_channel(spec.model, want):
                 raise InvalidRequest(f"The model `{spec.model}` is not served on {FAMILY.prefix}{path} here; "
                                      "use /v1/chat/completions.", param="model")
@@ -164,6 +170,8 @@ class OpenAIRoutes:
         ask_usage = route == "chat" and spec.stream and not spec.include_usage
 
         def body_for(channel: Channel) -> tuple[bytes, str]:
+            if api is not self:
+                return bodies.glm_body(body, channel, spec.model)
             upstream = channel.upstream_model(spec.model)
             if upstream != spec.model or ask_usage:
                 return bodies.with_changes(body, upstream if upstream != spec.model else None, ask_usage), upstream
@@ -172,9 +180,9 @@ class OpenAIRoutes:
         done = False
         try:
             if spec.stream:
-                reply = await self.stream(rec, spec, price, path, body_for, want)
+                reply = await api.stream(rec, spec, price, path, body_for, want)
             else:
-                reply = await self.answer(rec, spec, price, path, body_for, want)
+                reply = await api.answer(rec, spec, price, path, body_for, want)
             done = True
             return reply
         except GengateError as exc:
@@ -237,7 +245,7 @@ class OpenAIRoutes:
         rename = None
         if opened.upstream_model != spec.model:
             rename = (b'"model":' + orjson.dumps(opened.upstream_model), b'"model":' + orjson.dumps(spec.model))
-        relayed = StreamRelay(opened.response, first, keep_usage=spec.include_usage, rename=rename)
+        relayed = self.stream_relay(opened.response, first, keep_usage=spec.include_usage, rename=rename)
         response = opened.response
 
         async def on_end() -> None:
