@@ -280,7 +280,8 @@ async def test_sqlite_state_is_shared_and_survives_restart(http: aiohttp.ClientS
     with running_emulator(task_seconds=(0.6, 0.6), state_dir=tmp_path) as first:
         with running_emulator(task_seconds=(0.6, 0.6), state_dir=tmp_path) as second:
             _, task, _ = await create(http, first)
-            assert (await poll(http, second, task["id"]))["state"] == "created"
+            # the second process sees the first's task (its state may have moved on under load)
+            assert (await poll(http, second, task["id"]))["state"] in ("created", "queueing", "processing", "success")
             await asyncio.sleep(0.7)
             done = await poll(http, second, task["id"])
             assert done["state"] == "success"

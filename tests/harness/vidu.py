@@ -133,7 +133,7 @@ class DurableViduClient:
         self.http, self.base, self.key = http, base_url.rstrip("/"), key
 
     async def request(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None,
-                      within: float = 30) -> Reply | None:
+                      within: float = 60) -> Reply | None:
         """The reply, or None when the connection failed or was dropped (the server died)."""
         h = {"Authorization": f"Bearer {self.key}", **(headers or {})}
         try:
