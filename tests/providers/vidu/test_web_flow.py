@@ -322,6 +322,11 @@ async def test_bad_keys_are_401(sandbox_server, vidu, assert_vidu_error):
     # The revoked key worked before it was revoked.
     assert (await vidu(server, revoked).get(task["id"])).status == 404
     server.cli("keys", "revoke", revoked_name)
+    # A running server sees the revocation within 2 s (interface.md): wait for it, then test it.
+    deadline = time.monotonic() + 3
+    while (await vidu(server, revoked).get(task["id"])).status != 401:
+        assert time.monotonic() < deadline, "the revoked key still works 3 s after the revoke"
+        await asyncio.sleep(0.1)
 
     unknown = "sk-" + secrets.token_urlsafe(32)
     cases = [
