@@ -28,6 +28,7 @@ from gengate.core.engine import TaskEngine
 from gengate.core.notify import Notifier
 from gengate.core.poller import Poller
 from gengate.core.pricing import PriceTable
+from gengate.core.ratelimit import make_limiter
 from gengate.core.upstream import UpstreamClient
 from gengate.core.webhooks import WebhookSender
 from gengate.db.engine import Database
@@ -78,7 +79,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                             prices=PriceTable(default_prices(), settings.prices), notifier=notifier, owner=owner)
         url_policy = policy_from_env()
         ctx = AppContext(settings=settings, db=db, router=router, engine=engine, notifier=notifier,
-                         storage=storage, signer=signer, adaptors=adaptors, url_policy=url_policy)
+                         storage=storage, signer=signer, adaptors=adaptors, url_policy=url_policy,
+                         limiter=make_limiter(settings.redis_url, settings.redis_prefix))
+        ctx.closers.append(ctx.limiter.close)
         hook_client = GuardedClient(url_policy)
         sender = WebhookSender(db, box, hook_client, backoff_base=settings.webhook_backoff_base)
         engine.on_webhook = sender.wake

@@ -10,6 +10,7 @@ import asyncio
 import json
 import os
 import sys
+import time
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -171,15 +172,20 @@ def keys_create(
     credits: Annotated[int | None, typer.Option("--credits", min=0)] = None,
     models: Annotated[str | None, typer.Option("--models", help="Comma-separated model patterns.")] = None,
     expires: Annotated[str | None, typer.Option("--expires", help="ISO-8601")] = None,
+    rpm: Annotated[int | None, typer.Option("--rpm", min=1, help="At most this many requests per minute "
+                                            "(shared through Redis across processes).")] = None,
     data_dir: DataDir = None,
 ) -> None:
     """Create a client key; it is printed once, as the last line of stdout."""
     from gengate.core.keys import create_key
 
     expires_at = _parse_expiry(expires)
+    if expires_at is not None and expires_at <= time.time():
+        console.print(f"[yellow]warning:[/yellow] --expires {expires} is in the past: the key is expired "
+                          "from its creation")
 
     _id, plain, whsec = _write(lambda conn, box: create_key(conn, box, name=name, credits=credits, models=models,
-                                                            expires_at=expires_at), data_dir)
+                                                            expires_at=expires_at, rpm=rpm), data_dir)
     console.print(f"key [bold]{name}[/bold] created (id {_id}); it is shown only once.")
     console.print(f"webhook secret: {whsec}")
     sys.stdout.write(plain + "\n")
