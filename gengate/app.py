@@ -41,7 +41,7 @@ from gengate.web.admin import admin_routes
 from gengate.web.admin.billing import routes as billing_routes
 from gengate.web.context import AppContext
 from gengate.web.documented import DocumentedRoute
-from gengate.web.metrics import metrics_endpoint
+from gengate.web.metrics import MetricsMiddleware, metrics_endpoint
 from gengate.web.routing import install_routes
 from gengate.web.sandbox import sandbox_mount, upsert_sandbox_channels
 from gengate.web.unified import routes as unified_routes
@@ -123,6 +123,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Swagger UI's assets come from the fastapi-offline package, served under /docs/assets: no CDN.
     app = FastAPIOffline(title="gengate", lifespan=lifespan, docs_url="/docs", redoc_url=None,
                          static_url="/docs/assets", swagger_ui_parameters={"validatorUrl": None})
+    app.add_middleware(MetricsMiddleware)  # gengate_http_requests_total by route template
 
     async def healthz(request: Request) -> Response:
         loops = health.get("loops") or {}
