@@ -28,6 +28,7 @@ from gengate.core.engine import TaskEngine
 from gengate.core.notify import Notifier
 from gengate.core.poller import Poller
 from gengate.core.pricing import PriceTable
+from gengate.core.ratelimit import make_limiter
 from gengate.core.upstream import UpstreamClient
 from gengate.core.webhooks import WebhookSender
 from gengate.db.engine import Database
@@ -40,7 +41,7 @@ from gengate.web.admin import admin_routes
 from gengate.web.admin.billing import routes as billing_routes
 from gengate.web.context import AppContext
 from gengate.web.documented import DocumentedRoute
-from gengate.web.metrics import metrics_endpoint
+from gengate.web.metrics import MetricsMiddleware, metrics_endpoint
 from gengate.web.routing import install_routes
 from gengate.web.sandbox import sandbox_mount, upsert_sandbox_channels
 from gengate.web.unified import routes as unified_routes
@@ -78,7 +79,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                             prices=PriceTable(default_prices(), settings.prices), notifier=notifier, owner=owner)
         url_policy = policy_from_env()
         ctx = AppContext(settings=settings, db=db, router=router, engine=engine, notifier=notifier,
-                         storage=storage, signer=signer, adaptors=adaptors, url_policy=url_policy)
+                         storage=storage, signer=signer, adaptors=adaptors, url_policy=url_policy,
+                         limiter=make_limiter(settings.redis_url, settings.redis_prefix))
+        ctx.closers.append(ctx.limiter.close)
         hook_client = GuardedClient(url_policy)
         sender = WebhookSender(db, box, hook_client, backoff_base=settings.webhook_backoff_base)
         engine.on_webhook = sender.wake
@@ -120,6 +123,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Swagger UI's assets come from the fastapi-offline package, served under /docs/assets: no CDN.
     app = FastAPIOffline(title="gengate", lifespan=lifespan, docs_url="/docs", redoc_url=None,
                          static_url="/docs/assets", swagger_ui_parameters={"validatorUrl": None})
+    app.add_middleware(MetricsMiddleware)  # gengate_http_requests_total by route template
 
     async def healthz(request: Request) -> Response:
         loops = health.get("loops") or {}

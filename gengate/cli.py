@@ -10,6 +10,7 @@ import asyncio
 import json
 import os
 import sys
+import time
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -18,6 +19,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from gengate.cli_tasks import tasks_app, usage_command
 from gengate.config import Settings, load_settings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="gengate: one gateway for many AI providers.")
@@ -27,6 +29,8 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(channels_app, name="channels")
 admin_app = typer.Typer(no_args_is_help=True, help="The operator's admin token.")
 app.add_typer(admin_app, name="admin")
+app.add_typer(tasks_app, name="tasks")
+app.command("usage")(usage_command)
 console = Console(stderr=True)
 
 DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Where SQLite, files and keys live.")]
@@ -45,10 +49,21 @@ def _settings(data_dir: Path | None = None, **overrides: Any) -> Settings:
                           **overrides})
 
 
-def _run(coro_fn: Any, settings: Settings) -> Any:
+def _run(coro_fn: Any, settings: Settings, create: bool = True) -> Any:
+    """Run `coro_fn(db, box)` on the data dir's database. With `create` False a command that only
+    reads or changes what exists refuses a data dir with no database (a mistyped `--data-dir` would
+    otherwise get a new, empty one); with `create` True a new database is announced on stderr."""
     from gengate.core.crypto import SecretBox, load_master_key
     from gengate.core.errors import GengateError
     from gengate.db.engine import Database
+
+    if settings.database_url is None and not (settings.data_dir / "gengate.db").exists():
+        if not create:
+            console.print(f"[red]error:[/red] no gengate database in {str(settings.data_dir)!r} (the data dir "
+                          f"{'has no gengate.db' if settings.data_dir.exists() else 'does not exist'}); "
+                          "pass the --data-dir the server uses, or set GENGATE_DATABASE_URL")
+            raise typer.Exit(2)
+        console.print(f"note: creating a new database in {str(settings.data_dir)!r}")
 
     async def go() -> Any:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -74,17 +89,17 @@ def _read(query: Any, data_dir: Path | None) -> Any:
         async with db.read() as conn:
             return await query(conn, box)
 
-    return _run(go, _settings(data_dir))
+    return _run(go, _settings(data_dir), create=False)
 
 
-def _write(change: Any, data_dir: Path | None) -> Any:
+def _write(change: Any, data_dir: Path | None, create: bool = False) -> Any:
     """Run `change(conn, box)` in a write transaction of the data dir's database."""
 
     async def go(db: Any, box: Any) -> Any:
         async with db.write() as conn:
             return await change(conn, box)
 
-    return _run(go, _settings(data_dir))
+    return _run(go, _settings(data_dir), create=create)
 
 
 # ------------------------------------------------------------------------------------------ serve
@@ -171,15 +186,21 @@ def keys_create(
     credits: Annotated[int | None, typer.Option("--credits", min=0)] = None,
     models: Annotated[str | None, typer.Option("--models", help="Comma-separated model patterns.")] = None,
     expires: Annotated[str | None, typer.Option("--expires", help="ISO-8601")] = None,
+    rpm: Annotated[int | None, typer.Option("--rpm", min=1, help="At most this many requests per minute "
+                                            "(shared through Redis across processes).")] = None,
     data_dir: DataDir = None,
 ) -> None:
     """Create a client key; it is printed once, as the last line of stdout."""
     from gengate.core.keys import create_key
 
     expires_at = _parse_expiry(expires)
+    if expires_at is not None and expires_at <= time.time():
+        console.print(f"[yellow]warning:[/yellow] --expires {expires} is in the past: the key is expired "
+                          "from its creation")
 
     _id, plain, whsec = _write(lambda conn, box: create_key(conn, box, name=name, credits=credits, models=models,
-                                                            expires_at=expires_at), data_dir)
+                                                            expires_at=expires_at, rpm=rpm), data_dir,
+                               create=True)
     console.print(f"key [bold]{name}[/bold] created (id {_id}); it is shown only once.")
     console.print(f"webhook secret: {whsec}")
     sys.stdout.write(plain + "\n")
@@ -271,7 +292,7 @@ def channels_add(
     channel_id = _write(lambda conn, box: add_channel(
         conn, box, providers=provider_names(), provider=provider, base_url=base_url, secrets=list(key), name=name,
         models=models, priority=priority, weight=weight, max_concurrency=max_concurrency, options=opts,
-        model_map=renames), data_dir)
+        model_map=renames), data_dir, create=True)
     console.print(f"channel {name or provider} added (id {channel_id}, {len(key)} secret(s))")
     sys.stdout.write(f"{channel_id}\n")
 

@@ -24,6 +24,7 @@ class Settings:
     public_url: str | None = None
     database_url: str | None = None
     redis_url: str | None = None
+    redis_prefix: str = "gengate:"  # every Redis key starts with it (tests use a random one)
     storage_url: str | None = None
     secret_key: str | None = None
     admin_token: str | None = None

@@ -26,6 +26,8 @@ class Account:
     base_url: str
     secret: str
     options: Mapping[str, str] = field(default_factory=dict)
+    provider: str = ""  # metrics labels of the calls made with it (gengate.core.metrics)
+    channel: str = ""
 
     def __repr__(self) -> str:  # keep the secret out of tracebacks and logs
         return f"Account(base_url={self.base_url!r}, secret=***)"

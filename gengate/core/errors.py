@@ -13,6 +13,7 @@
     ├── NotFound                       no such task/object for this key                    (404)
     │   └── ReferenceNotFound          a create refers to an object the key does not own   (404/400)
     ├── InsufficientCredits            nothing sent upstream                               (402/429)
+    ├── RateLimited                    the key is over its requests per minute (Retry-After) (429)
     ├── Conflict                       e.g. cancelling a terminal task                     (400/409)
     ├── UpstreamRefused                the provider refused the job definitively           (upstream's 4xx)
     ├── UpstreamUnavailable            no channel could take the request                   (503)
@@ -94,6 +95,17 @@ class ReferenceNotFound(NotFound):
 class InsufficientCredits(GengateError):
     status = 402
     code = "insufficient_credits"
+
+
+class RateLimited(GengateError):
+    """The client key is over its `rpm`; `retry_after` (whole seconds) goes out as `Retry-After`."""
+
+    status = 429
+    code = "rate_limit_exceeded"
+
+    def __init__(self, message: str, *, retry_after: int = 60) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class Conflict(GengateError):

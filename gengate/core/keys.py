@@ -25,6 +25,7 @@ class ClientKey:
     name: str
     credits: int | None
     models: tuple[str, ...] | None
+    rpm: int | None = None  # requests per minute (gengate.core.ratelimit); None = no limit
 
     def allows(self, model: str) -> bool:
         return self.models is None or any(fnmatch.fnmatchcase(model, p) for p in self.models)
@@ -41,10 +42,13 @@ def _patterns(raw: str | None) -> tuple[str, ...] | None:
 
 
 async def create_key(conn: AsyncConnection, box: SecretBox, *, name: str, credits: int | None,
-                     models: str | None, expires_at: float | None) -> tuple[int, str, str]:
+                     models: str | None, expires_at: float | None,
+                     rpm: int | None = None) -> tuple[int, str, str]:
     """Returns (id, the key in clear, the webhook secret `whsec_...`). Neither is stored in clear."""
     if credits is not None and credits < 0:
         raise InvalidRequest("credits must be >= 0")
+    if rpm is not None and rpm < 1:
+        raise InvalidRequest("rpm must be >= 1")
     existing = await conn.scalar(select(keys.c.id).where(keys.c.name == name))
     if existing is not None:
         raise InvalidRequest(f"a key named {name!r} exists already")
@@ -53,7 +57,7 @@ async def create_key(conn: AsyncConnection, box: SecretBox, *, name: str, credit
     now = time.time()
     key_id = await conn.scalar(insert(keys).values(
         name=name, key_hash=hash_key(plain), key_hint=plain[:7], credits=credits, models=models or None,
-        expires_at=expires_at, webhook_secret_enc=box.seal(webhook_secret), created_at=now,
+        expires_at=expires_at, rpm=rpm, webhook_secret_enc=box.seal(webhook_secret), created_at=now,
     ).returning(keys.c.id))
     assert key_id is not None
     if credits:
@@ -66,7 +70,7 @@ async def create_key(conn: AsyncConnection, box: SecretBox, *, name: str, credit
 async def list_keys(conn: AsyncConnection) -> list[dict[str, object]]:
     rows = await conn.execute(select(keys).order_by(keys.c.id))
     return [{"id": r.id, "name": r.name, "hint": r.key_hint + "...", "credits": r.credits,
-             "models": r.models, "expires_at": r.expires_at, "revoked": r.revoked_at is not None}
+             "models": r.models, "expires_at": r.expires_at, "rpm": r.rpm, "revoked": r.revoked_at is not None}
             for r in rows]
 
 

@@ -4,9 +4,11 @@ failures are told apart by what they prove (not sent at all, or sent with the ou
 from __future__ import annotations
 
 import logging
+import time
 
 import aiohttp
 
+from gengate.core import metrics
 from gengate.core.adaptor import Account, HttpCall, HttpReply
 
 log = logging.getLogger("gengate.upstream")
@@ -35,6 +37,21 @@ class UpstreamClient:
         return self._session
 
     async def send(self, account: Account, call: HttpCall, read_timeout: float | None = None) -> HttpReply:
+        started = time.monotonic()
+        outcome = "unknown"
+        try:
+            reply = await self._send(account, call, read_timeout)
+            outcome = metrics.upstream_outcome(reply.status)
+            return reply
+        except NotSent:
+            outcome = "not_sent"
+            raise
+        finally:
+            provider = account.provider or "unknown"
+            metrics.UPSTREAM_REQUESTS.labels(provider, account.channel or "unknown", outcome).inc()
+            metrics.UPSTREAM_DURATION.labels(provider).observe(time.monotonic() - started)
+
+    async def _send(self, account: Account, call: HttpCall, read_timeout: float | None) -> HttpReply:
         url = account.base_url + call.path
         timeout = aiohttp.ClientTimeout(total=None, connect=self._connect,
                                         sock_read=read_timeout or self._read)

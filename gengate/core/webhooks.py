@@ -22,6 +22,7 @@ from sqlalchemy import and_, insert, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from gengate.core import metrics
 from gengate.core.crypto import SecretBox
 from gengate.db.engine import Database
 from gengate.db.models import keys, webhook_deliveries
@@ -120,6 +121,7 @@ class WebhookSender:
             error = f"{type(exc).__name__}: {exc}"[:300]
         now = time.time()
         ok = status is not None and 200 <= status < 300
+        metrics.WEBHOOKS.labels("delivered" if ok else "failed").inc()
         values: dict[str, Any] = {"attempts": row.attempts + 1, "last_status": status, "last_error": error,
                                   "lease_until": None}
         if ok:

@@ -21,6 +21,7 @@ from gengate.core.engine import TaskEngine
 from gengate.core.errors import AuthError
 from gengate.core.keys import CachedKey, ClientKey, KeyCache, _patterns
 from gengate.core.notify import Notifier
+from gengate.core.ratelimit import Limiter, LocalLimiter, enforce
 from gengate.db.engine import Database
 from gengate.db.models import keys, settings_kv
 from gengate.net.ssrf import GuardPolicy
@@ -33,7 +34,7 @@ log = logging.getLogger("gengate.config")
 CONFIG_CHECK_SECONDS = 1.0
 
 _KEY = select(keys.c.id, keys.c.name, keys.c.credits, keys.c.models, keys.c.expires_at,
-              keys.c.revoked_at, keys.c.disabled).where(keys.c.key_hash == bindparam("h"))
+              keys.c.revoked_at, keys.c.disabled, keys.c.rpm).where(keys.c.key_hash == bindparam("h"))
 _CONFIG_VERSION = select(settings_kv.c.value).where(settings_kv.c.name == "config_version")
 
 
@@ -49,6 +50,7 @@ class AppContext:
     adaptors: Mapping[str, TaskAdaptor]
     url_policy: GuardPolicy
     key_cache: KeyCache = field(default_factory=KeyCache)
+    limiter: Limiter = field(default_factory=LocalLimiter)  # per-key rpm (Redis when configured)
     # Run at shutdown, newest first, before the database closes (a family's pooled sessions, batched
     # writers that must flush). Families append to it from `routes(ctx)`.
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
@@ -62,7 +64,8 @@ class AppContext:
                 log.exception("a closer failed at shutdown")
 
     async def authenticate(self, presented: str | None) -> ClientKey:
-        """Check a client key: from this process's key cache, or one query on a miss."""
+        """Check a client key (from this process's key cache, or one query on a miss) and count the
+        request against its rpm: RateLimited (429) when over it."""
         if not presented:
             raise AuthError("You didn't provide an API key.")
         h = hash_key(presented)
@@ -76,6 +79,7 @@ class AppContext:
             raise AuthError("Incorrect API key provided.")
         if cached.expires_at is not None and cached.expires_at <= time.time():
             raise AuthError("This API key has expired.")
+        await enforce(self.limiter, cached.key.id, cached.key.rpm)
         return cached.key
 
     async def reload_config(self, version: str | None = None) -> None:
@@ -111,5 +115,6 @@ async def _read_config_version(conn: AsyncConnection) -> str:
 def _cached_key(row: Row[Any] | None) -> CachedKey:
     if row is None:
         return CachedKey(key=None)
-    return CachedKey(key=ClientKey(id=row.id, name=row.name, credits=row.credits, models=_patterns(row.models)),
+    return CachedKey(key=ClientKey(id=row.id, name=row.name, credits=row.credits, models=_patterns(row.models),
+                                     rpm=row.rpm),
                      expires_at=row.expires_at, revoked=row.revoked_at is not None or bool(row.disabled))

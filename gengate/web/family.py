@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Match
 
-from gengate.core.errors import GengateError, MethodNotAllowed, NotFound
+from gengate.core.errors import GengateError, MethodNotAllowed, NotFound, RateLimited
 from gengate.web.documented import JSON, DocumentedRoute
 from gengate.web.routing import FallbackRoute
 
@@ -43,13 +43,20 @@ class Family:
             try:
                 return await handler(request)
             except GengateError as exc:
-                return self.render_error(exc)
+                return self.error_response(exc)
             except Exception:
                 log.exception("%s: unexpected error on %s %s", self.name, request.method, request.url.path)
                 return self.render_error(GengateError("internal error"))
 
         endpoint.__name__ = getattr(handler, "__name__", "endpoint")
         return endpoint
+
+    def error_response(self, exc: GengateError) -> Response:
+        """The family's envelope for `exc`, with `Retry-After` on a rate limit."""
+        response = self.render_error(exc)
+        if isinstance(exc, RateLimited):
+            response.headers["Retry-After"] = str(exc.retry_after)
+        return response
 
     def route(self, path: str, handler: Handler, methods: Sequence[str], *, name: str | None = None,
               summary: str | None = None, body: type[BaseModel] | None = None, body_media_type: str = JSON,

@@ -1,27 +1,36 @@
-"""Prometheus metrics at `/metrics`: tasks by provider and unified status (read at scrape time from the
-shared database, so every process reports the same totals) and this process's own loop counters.
+"""Prometheus metrics at `/metrics` (interface.md "Metrics").
 
-`gengate_tasks` is rebuilt from the database at each scrape: a status with no task reads 0 (a gauge
-that was only ever `set` kept its last value after the database had none). The other families of
-interface.md "Metrics" are declared so that they appear from the first scrape; their counting lands
-with the metrics issue.
+- `gengate_tasks{provider,state}` is read from the shared database at each scrape (a status with no
+  task reads 0), so every process reports the same totals;
+- `gengate_channel_secret_up{channel,secret}` is read from the routing table (secret = fingerprint);
+- this process's counters (HTTP requests by route template, upstream calls, credits, webhook
+  deliveries) live in `gengate.core.metrics.REGISTRY`; `MetricsMiddleware` counts HTTP requests with
+  the route template Starlette matched (`/v1/tasks/{task_id}`), never the raw path.
+Optional `GENGATE_METRICS_TOKEN`: then `/metrics` takes it as Bearer.
 """
 
 from __future__ import annotations
 
+import hmac
 import os
+import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gengate.core import metrics as core_metrics
 from gengate.core import tasks as store
+from gengate.core.crypto import fingerprint
 from gengate.core.states import UNIFIED_STATUS
 from gengate.db.engine import SQL_COUNT_ENV
 from gengate.web.context import AppContext
+from gengate.web.routing import FallbackRoute
 
 STATUSES = tuple(dict.fromkeys(UNIFIED_STATUS.values()))  # queued, in_progress, succeeded, failed, cancelled
 _STATUS_OF = {state.value: status for state, status in UNIFIED_STATUS.items()}
@@ -48,30 +57,90 @@ class TaskGauge(Collector):
         yield family
 
 
-def _declare_families(registry: CollectorRegistry) -> None:
-    Counter("gengate_http_requests", "HTTP requests answered", ["family", "route", "status"], registry=registry)
-    Histogram("gengate_http_request_duration_seconds", "HTTP request duration", ["family", "route"],
-              registry=registry)
-    Counter("gengate_upstream_requests", "Requests sent upstream", ["provider", "channel", "outcome"],
-            registry=registry)
-    Histogram("gengate_upstream_request_duration_seconds", "Upstream request duration", ["provider"],
-              registry=registry)
-    Counter("gengate_credits", "Credits moved by kind", ["kind"], registry=registry)
-    Gauge("gengate_channel_secret_up", "1 when a channel's secret takes new tasks", ["channel", "secret"],
-          registry=registry)
-    Counter("gengate_webhook_deliveries", "Webhook delivery attempts", ["outcome"], registry=registry)
+class SecretGauge(Collector):
+    """`gengate_channel_secret_up`: 1 when a secret of a live, enabled channel is enabled."""
+
+    def __init__(self, ctx_getter: Callable[[], AppContext]) -> None:
+        self.ctx_getter = ctx_getter
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily("gengate_channel_secret_up", "1 when a channel's secret takes new tasks",
+                                   labels=["channel", "secret"])
+        try:
+            router = self.ctx_getter().router
+            channels = list(router.channels.values())
+        except AttributeError:  # not started yet
+            channels = []
+        for channel in channels:
+            if channel.deleted:
+                continue
+            for secret in channel.secrets:
+                family.add_metric([channel.name, fingerprint(secret.value)],
+                                  1 if channel.enabled and secret.enabled else 0)
+        yield family
+
+
+class _ProcessCounters(Collector):
+    """This process's counters (gengate.core.metrics), rendered inside each app's registry."""
+
+    def collect(self) -> Iterator[Any]:
+        yield from core_metrics.REGISTRY.collect()
+
+
+def route_labels(scope: Scope) -> tuple[str, str]:
+    """(family, route template) of the route that answered; ("gengate", "unmatched") for none."""
+    route = scope.get("route")
+    if route is None:
+        return "gengate", "unmatched"
+    if isinstance(route, FallbackRoute):
+        return (route.name or "").removesuffix("_fallback") or "gengate", route.path
+    return getattr(route, "family", None) or "gengate", getattr(route, "path", "unmatched")
+
+
+class MetricsMiddleware:
+    """Counts every HTTP request by family, route template and status, and times it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.monotonic()
+        status = 500
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            family, route = route_labels(scope)
+            core_metrics.HTTP_REQUESTS.labels(family, route, str(status)).inc()
+            core_metrics.HTTP_DURATION.labels(family, route).observe(time.monotonic() - started)
 
 
 def metrics_endpoint(ctx_getter: Callable[[], AppContext], poller_rounds: Callable[[], int]):
     registry = CollectorRegistry()
     tasks_gauge = TaskGauge()
     registry.register(tasks_gauge)
-    _declare_families(registry)
+    registry.register(SecretGauge(ctx_getter))
+    registry.register(_ProcessCounters())
     rounds = Gauge("gengate_poller_rounds", "Poll rounds run by this process", registry=registry)
     statements = Gauge("gengate_debug_sql_statements", "Statements sent by this process before this scrape "
                        "(GENGATE_DEBUG_SQL_COUNT=1)", registry=registry) if os.environ.get(SQL_COUNT_ENV) else None
+    token = os.environ.get("GENGATE_METRICS_TOKEN")
 
     async def metrics(request: Request) -> Response:
+        if token:
+            presented = request.headers.get("authorization", "")
+            if not hmac.compare_digest(presented.encode(), f"Bearer {token}".encode()):
+                return Response("unauthorized\n", status_code=401, media_type="text/plain",
+                                headers={"WWW-Authenticate": "Bearer"})
         ctx = ctx_getter()
         if statements is not None:
             statements.set(ctx.db.statements or 0)

@@ -159,7 +159,8 @@ class EngineBase:
     def account(self, secret_id: int, channel_id: int) -> Account:
         secret = self.router.secrets[secret_id]
         channel = self.router.channels[channel_id]
-        return Account(base_url=channel.base_url, secret=secret.value, options=channel.options)
+        return Account(base_url=channel.base_url, secret=secret.value, options=channel.options,
+                       provider=channel.provider, channel=channel.name)
 
     def ref(self, row: Row[Any]) -> TaskRef:
         return TaskRef(upstream_id=row.upstream_id, action=row.action, model=row.model,

@@ -22,6 +22,7 @@ TABLE: e.ErrorTable[tuple[int, int]] = e.ErrorTable({
     e.NotFound: (404, 1203),
     e.ReferenceNotFound: (404, 1203),
     e.InsufficientCredits: (429, 1102),
+    e.RateLimited: (429, 1302),
     e.Conflict: (400, 1201),
     e.UpstreamRefused: (400, 1200),
     e.UpstreamUnavailable: (503, 5001),

@@ -21,6 +21,7 @@ TABLE: e.ErrorTable[int] = e.ErrorTable({
     e.NotFound: 404,
     e.ReferenceNotFound: 400,  # a keyframe naming a generation this key does not have
     e.InsufficientCredits: 402,
+    e.RateLimited: 429,
     e.Conflict: 409,
     e.UpstreamRefused: 400,
     e.UpstreamUnavailable: 503,

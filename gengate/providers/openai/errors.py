@@ -31,6 +31,7 @@ TABLE: e.ErrorTable[tuple[int, str, str | None]] = e.ErrorTable({
     e.ModelNotAllowed: (404, "invalid_request_error", "model_not_found"),
     e.NotFound: (404, "invalid_request_error", "not_found"),
     e.InsufficientCredits: (429, "insufficient_quota", "insufficient_quota"),
+    e.RateLimited: (429, "requests", "rate_limit_exceeded"),
     e.Conflict: (409, "invalid_request_error", "conflict"),
     e.UpstreamRefused: (400, "invalid_request_error", "upstream_refused"),
     e.UpstreamUnavailable: (503, "server_error", "upstream_unavailable"),

@@ -41,6 +41,7 @@ TABLE: e.ErrorTable[int] = e.ErrorTable({
     e.ModelNotAllowed: 400,
     e.NotFound: 404,
     e.InsufficientCredits: 400,
+    e.RateLimited: 429,
     e.Conflict: 400,
     e.UpstreamRefused: 400,
     e.UpstreamUnavailable: 503,

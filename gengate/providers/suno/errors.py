@@ -21,6 +21,7 @@ TABLE: e.ErrorTable[tuple[int, str]] = e.ErrorTable({
     # A create that refers to a clip or task this key does not own: the client's input is wrong.
     e.ReferenceNotFound: (400, "invalid_request"),
     e.InsufficientCredits: (403, "quota_not_enough"),
+    e.RateLimited: (429, "too_many_requests"),
     e.Conflict: (400, "invalid_request"),
     e.UpstreamRefused: (400, "fail_to_submit"),
     e.UpstreamUnavailable: (503, "upstream_unavailable"),

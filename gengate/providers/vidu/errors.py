@@ -23,6 +23,7 @@ TABLE: e.ErrorTable[tuple[int, str]] = e.ErrorTable({
     e.NotFound: (404, "TaskNotFound"),
     e.ReferenceNotFound: (404, "CreationNotFound"),
     e.InsufficientCredits: (400, "CreditInsufficient"),
+    e.RateLimited: (429, "TooManyRequests"),
     e.Conflict: (400, "BadRequest"),
     e.UpstreamRefused: (400, "BadRequest"),
     e.UpstreamUnavailable: (503, "InternalServiceFailure"),

@@ -22,6 +22,7 @@ TABLE: e.ErrorTable[tuple[int, str]] = e.ErrorTable({
     e.ModelNotAllowed: (400, "1211"),
     e.NotFound: (404, "1222"),
     e.InsufficientCredits: (429, "1113"),
+    e.RateLimited: (429, "1303"),
     e.Conflict: (400, "1210"),
     e.UpstreamRefused: (400, "1301"),
     e.UpstreamUnavailable: (503, "1234"),

@@ -184,7 +184,8 @@ async def test_channel(request: Request) -> Response:
     for secret in channel.secrets:
         if fingerprints.get(secret.id) is None:
             continue
-        account = Account(base_url=channel.base_url, secret=secret.value, options=channel.options)
+        account = Account(base_url=channel.base_url, secret=secret.value, options=channel.options,
+                          provider=channel.provider, channel=channel.name)
         status, latency, error = await _probe(ctx, channel.provider, account)
         if error and secret.value in error:
             error = "error"

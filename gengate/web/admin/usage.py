@@ -32,27 +32,34 @@ async def usage(request: Request) -> Response:
     if group_by not in GROUPS:
         raise invalid(f"group_by must be one of {', '.join(GROUPS)}")
     start, end = timestamp(q.get("from"), "from"), timestamp(q.get("to"), "to")
-    db = request.app.state.ctx.db
-    async with db.read() as conn:
-        chans = {r.id: (r.name.split("#deleted-")[0], r.provider)
-                 for r in (await conn.execute(select(channels.c.id, channels.c.name, channels.c.provider))).all()}
-        key_names = {r.id: r.name for r in (await conn.execute(select(keys.c.id, keys.c.name))).all()}
-        rec_cond = and_(usage_records.c.id > 0)
-        task_cond = and_(tasks.c.id > 0)
-        if start is not None:
-            rec_cond = and_(rec_cond, usage_records.c.created_at >= start)
-            task_cond = and_(task_cond, tasks.c.created_at >= start)
-        if end is not None:
-            rec_cond = and_(rec_cond, usage_records.c.created_at < end)
-            task_cond = and_(task_cond, tasks.c.created_at < end)
-        records = (await conn.execute(select(usage_records.c.created_at, usage_records.c.key_id,
-                                             usage_records.c.price_model, usage_records.c.channel_id,
-                                             usage_records.c.status, usage_records.c.input_tokens,
-                                             usage_records.c.output_tokens, usage_records.c.credits)
-                                      .where(rec_cond))).all()
-        task_rows = (await conn.execute(select(tasks.c.created_at, tasks.c.key_id, tasks.c.model, tasks.c.provider,
-                                               tasks.c.channel_id, tasks.c.last_channel_id, tasks.c.state,
-                                               tasks.c.reserved, tasks.c.settled).where(task_cond))).all()
+    async with request.app.state.ctx.db.read() as conn:
+        data = await aggregate(conn, group_by, start, end)
+    return JSONResponse({"data": data, "group_by": group_by,
+                         "from": start, "to": end, "generated_at": int(time.time())})
+
+
+async def aggregate(conn: Any, group_by: str, start: float | None, end: float | None) -> list[dict[str, Any]]:
+    """The usage rows `{"group", requests, tasks, errors, input_tokens, output_tokens, credits}` (also
+    `gengate usage`)."""
+    chans = {r.id: (r.name.split("#deleted-")[0], r.provider)
+             for r in (await conn.execute(select(channels.c.id, channels.c.name, channels.c.provider))).all()}
+    key_names = {r.id: r.name for r in (await conn.execute(select(keys.c.id, keys.c.name))).all()}
+    rec_cond = and_(usage_records.c.id > 0)
+    task_cond = and_(tasks.c.id > 0)
+    if start is not None:
+        rec_cond = and_(rec_cond, usage_records.c.created_at >= start)
+        task_cond = and_(task_cond, tasks.c.created_at >= start)
+    if end is not None:
+        rec_cond = and_(rec_cond, usage_records.c.created_at < end)
+        task_cond = and_(task_cond, tasks.c.created_at < end)
+    records = (await conn.execute(select(usage_records.c.created_at, usage_records.c.key_id,
+                                         usage_records.c.price_model, usage_records.c.channel_id,
+                                         usage_records.c.status, usage_records.c.input_tokens,
+                                         usage_records.c.output_tokens, usage_records.c.credits)
+                                  .where(rec_cond))).all()
+    task_rows = (await conn.execute(select(tasks.c.created_at, tasks.c.key_id, tasks.c.model, tasks.c.provider,
+                                           tasks.c.channel_id, tasks.c.last_channel_id, tasks.c.state,
+                                           tasks.c.reserved, tasks.c.settled).where(task_cond))).all()
 
     def group(at: float, key_id: int, model: str, channel_id: int | None, provider: str | None) -> str:
         if group_by in ("hour", "day"):
@@ -84,8 +91,7 @@ async def usage(request: Request) -> Response:
     ordered = sorted(sums.items(), reverse=group_by in ("hour", "day"))
     if group_by not in ("hour", "day"):
         ordered.sort(key=lambda kv: kv[1]["credits"], reverse=True)
-    return JSONResponse({"data": [{"group": g, **v} for g, v in ordered], "group_by": group_by,
-                         "from": start, "to": end, "generated_at": int(time.time())})
+    return [{"group": g, **v} for g, v in ordered]
 
 
 def _record(r: Any, chans: dict[int, str]) -> dict[str, Any]:

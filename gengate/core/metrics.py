@@ -1,0 +1,33 @@
+"""This process's Prometheus counters (interface.md "Metrics"), in one registry that `/metrics` renders.
+
+The core counts here (upstream calls, credits, webhook deliveries); the web layer counts HTTP
+requests (gengate.web.metrics). Gauges that describe shared state (`gengate_tasks`,
+`gengate_channel_secret_up`) are read at scrape time instead, so every process reports the same values.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+REGISTRY = CollectorRegistry()
+
+HTTP_REQUESTS = Counter("gengate_http_requests", "HTTP requests answered, by route template",
+                        ["family", "route", "status"], registry=REGISTRY)
+HTTP_DURATION = Histogram("gengate_http_request_duration_seconds", "HTTP request duration, by route template",
+                          ["family", "route"], registry=REGISTRY)
+UPSTREAM_REQUESTS = Counter("gengate_upstream_requests", "Requests sent upstream (outcome: 2xx, 4xx, 5xx, "
+                            "not_sent, unknown)", ["provider", "channel", "outcome"], registry=REGISTRY)
+UPSTREAM_DURATION = Histogram("gengate_upstream_request_duration_seconds", "Upstream request duration",
+                              ["provider"], registry=REGISTRY)
+CREDITS = Counter("gengate_credits", "Credits moved (reserved, settled, refunded)", ["kind"], registry=REGISTRY)
+WEBHOOKS = Counter("gengate_webhook_deliveries", "Webhook delivery attempts (delivered, failed)", ["outcome"],
+                   registry=REGISTRY)
+
+for _kind in ("reserved", "settled", "refunded"):
+    CREDITS.labels(_kind)
+
+
+def upstream_outcome(status: int | None, error: str | None = None) -> str:
+    if status is None:
+        return error or "unknown"
+    return f"{status // 100}xx"
