@@ -127,19 +127,7 @@ class Images:
             await self.r.reserve(rec, each * call.n)
             opened = await self.r.relay.open(call.model, path, lambda ch: body_for(ch, call), content_type)
             rec.channel_id = opened.channel.id
-            try:
-                data = await opened.response.read()
-            except (aiohttp.ClientError, TimeoutError):
-                raise UpstreamUnavailable("The upstream connection broke before its reply.", status=502) from None
-            finally:
-                opened.response.release()
-            try:
-                reply = orjson.loads(data)
-                items = reply["data"]
-                assert isinstance(items, list)
-            except (orjson.JSONDecodeError, KeyError, TypeError, AssertionError):
-                raise UpstreamUnavailable("The upstream sent an images reply gengate cannot read.",
-                                          status=502) from None
+            reply, items = await read_images_reply(opened.response)
             await self._rehost(items)
             rec.output_tokens = len(items)
             rec.credits = each * len(items)
@@ -165,3 +153,22 @@ class Images:
                 raise UpstreamUnavailable(f"The upstream's image could not be downloaded ({exc}).",
                                           status=502) from None
             item["url"] = ctx.signer.url_for(stored.key, ctx.settings.media_url_ttl)
+
+
+async def read_images_reply(response: aiohttp.ClientResponse) -> tuple[dict[str, Any], list[Any]]:
+    """An upstream images reply (OpenAI's shape, also GLM's cogview) and its `data` list, the response
+    released; a broken or unreadable reply is a 502."""
+    try:
+        data = await response.read()
+    except (aiohttp.ClientError, TimeoutError):
+        raise UpstreamUnavailable("The upstream connection broke before its reply.", status=502) from None
+    finally:
+        response.release()
+    try:
+        reply = orjson.loads(data)
+        items = reply["data"]
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        items = None
+    if not isinstance(items, list):
+        raise UpstreamUnavailable("The upstream sent an images reply gengate cannot read.", status=502)
+    return reply, items

@@ -16,6 +16,7 @@ from gengate.core.channels import Channel
 from gengate.core.errors import GengateError, UpstreamUnavailable
 from gengate.providers.openai import bodies as oa_bodies
 from gengate.providers.openai.billing import UsageRecord
+from gengate.providers.openai.images import read_images_reply
 from gengate.providers.zhipu.errors import bad, glm_error
 from gengate.storage.rehost import RehostError, rehost
 
@@ -74,18 +75,7 @@ async def generate(r: ZhipuRoutes, request: Request) -> Response:
 
         opened = await r.relay.open(model, "/images/generations", body_for, JSON_TYPE)
         rec.channel_id = opened.channel.id
-        try:
-            data = await opened.response.read()
-        except (aiohttp.ClientError, TimeoutError):
-            raise UpstreamUnavailable("The upstream connection broke before its reply.", status=502) from None
-        finally:
-            opened.response.release()
-        try:
-            reply = orjson.loads(data)
-            items = reply["data"]
-            assert isinstance(items, list)
-        except (orjson.JSONDecodeError, KeyError, TypeError, AssertionError):
-            raise UpstreamUnavailable("The upstream sent an images reply gengate cannot read.", status=502) from None
+        reply, items = await read_images_reply(opened.response)
         for item in items:
             url = item.get("url") if isinstance(item, dict) else None
             if isinstance(url, str):
