@@ -5,7 +5,6 @@ it) and `KlingEmulator` (a standalone `gengate emulate` whose secrets are `AK|SK
 from __future__ import annotations
 
 import asyncio
-import json
 import secrets
 import time
 import warnings
@@ -16,7 +15,7 @@ import aiohttp
 import jwt
 
 from harness.processes import Emulator
-from harness.vidu import Reply
+from harness.vidu import Reply, send
 
 TERMINAL = frozenset({"succeed", "failed"})
 PATHS = {"text2video": "/v1/videos/text2video", "image2video": "/v1/videos/image2video",
@@ -40,19 +39,8 @@ class KlingClient:
         # and a pooled connection closed meanwhile would fail the next request.
         h["Connection"] = "close"
         h.update(headers or {})
-        kwargs: dict[str, Any] = {"headers": h, "params": params}
-        if json_body is not None:
-            kwargs["json"] = json_body
-        elif data is not None:
-            kwargs["data"] = data
-            h.setdefault("Content-Type", "application/json")
-        async with self.http.request(method, self.base + self.prefix + path, **kwargs) as resp:
-            text = await resp.text(errors="replace")
-            try:
-                body = json.loads(text) if text else None
-            except ValueError:
-                body = None
-            return Reply(resp.status, body, text, resp.headers)
+        return await send(self.http, method, self.base + self.prefix + path, h, json_body=json_body, data=data,
+                          params=params, data_is_json=True)
 
     async def create(self, kind: str, body: Any = None, *, data: Any = None,
                      headers: dict[str, str] | None = None) -> Reply:

@@ -6,15 +6,15 @@ from __future__ import annotations
 
 import base64
 import io
-import json
 import re
-from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 import av
 from PIL import Image
 from runwayml import AsyncRunwayML, RunwayML
+
+from harness.vidu import Reply, send
 
 UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 ISO_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
@@ -48,14 +48,6 @@ def i2v(**over: Any) -> dict[str, Any]:
             "promptText": "the lantern sways in the wind", **over}
 
 
-@dataclass
-class Reply:
-    status: int
-    body: Any
-    text: str
-    headers: Any
-
-
 class RunwayRaw:
     """Raw HTTP on gengate's `/runway/v1` with one key (None: no Authorization header) and one
     `X-Runway-Version` (None: none)."""
@@ -70,19 +62,7 @@ class RunwayRaw:
         if self.key is not None:
             h["Authorization"] = f"Bearer {self.key}"
         h.update(headers or {})
-        kwargs: dict[str, Any] = {"headers": h}
-        if json_body is not None:
-            kwargs["json"] = json_body
-        elif data is not None:
-            kwargs["data"] = data
-            h.setdefault("Content-Type", "application/json")
-        async with self.http.request(method, self.base + path, **kwargs) as resp:
-            text = await resp.text(errors="replace")
-            try:
-                body = json.loads(text) if text else None
-            except ValueError:
-                body = None
-            return Reply(resp.status, body, text, resp.headers)
+        return await send(self.http, method, self.base + path, h, json_body=json_body, data=data, data_is_json=True)
 
     async def create(self, body: Any = None, action: str = "image_to_video", **kw: Any) -> Reply:
         return await self.request("POST", f"/v1/{action}", json_body=body, **kw)

@@ -4,13 +4,12 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from typing import Any
 
 import aiohttp
 
-from harness.vidu import Reply
+from harness.vidu import Reply, send
 
 FINAL = frozenset({"SUCCESS", "FAILURE"})
 
@@ -23,19 +22,7 @@ class SunoClient:
                       headers: dict[str, str] | None = None) -> Reply:
         h = {"Authorization": f"Bearer {self.key}"} if self.key is not None else {}
         h.update(headers or {})
-        kwargs: dict[str, Any] = {"headers": h}
-        if json_body is not None:
-            kwargs["json"] = json_body
-        elif data is not None:
-            kwargs["data"] = data
-            h.setdefault("Content-Type", "application/json")
-        async with self.http.request(method, self.base + path, **kwargs) as resp:
-            text = await resp.text(errors="replace")
-            try:
-                body = json.loads(text) if text else None
-            except ValueError:
-                body = None
-            return Reply(resp.status, body, text, resp.headers)
+        return await send(self.http, method, self.base + path, h, json_body=json_body, data=data, data_is_json=True)
 
     async def submit(self, action: str, body: Any = None, **kw: Any) -> Reply:
         return await self.request("POST", f"/suno/submit/{action}", json_body=body, **kw)

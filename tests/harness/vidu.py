@@ -23,6 +23,29 @@ class Reply:
     headers: Any
 
 
+async def send(http: aiohttp.ClientSession, method: str, url: str, headers: dict[str, str], *,
+               json_body: Any = None, data: Any = None, params: dict[str, str] | None = None,
+               data_is_json: bool = False) -> Reply:
+    """One request, its reply read whole (`body`: the JSON, or None when it is not JSON). `data` is
+    sent as given; with `data_is_json` it goes as `application/json` unless `headers` say otherwise."""
+    kwargs: dict[str, Any] = {"headers": headers}
+    if params is not None:
+        kwargs["params"] = params
+    if json_body is not None:
+        kwargs["json"] = json_body
+    elif data is not None:
+        kwargs["data"] = data
+        if data_is_json:
+            headers.setdefault("Content-Type", "application/json")
+    async with http.request(method, url, **kwargs) as resp:
+        text = await resp.text(errors="replace")
+        try:
+            body = json.loads(text) if text else None
+        except ValueError:
+            body = None
+        return Reply(resp.status, body, text, resp.headers)
+
+
 class ViduClient:
     """Raw-HTTP client of gengate's `/vidu/v1` (the web/app format), authenticated with one key."""
 
@@ -36,18 +59,7 @@ class ViduClient:
 
     async def request(self, method: str, path: str, *, json_body: Any = None, data: Any = None,
                       headers: dict[str, str] | None = None) -> Reply:
-        kwargs: dict[str, Any] = {"headers": self.headers(headers)}
-        if json_body is not None:
-            kwargs["json"] = json_body
-        elif data is not None:
-            kwargs["data"] = data
-        async with self.http.request(method, self.base + path, **kwargs) as resp:
-            text = await resp.text(errors="replace")
-            try:
-                body = json.loads(text) if text else None
-            except ValueError:
-                body = None
-            return Reply(resp.status, body, text, resp.headers)
+        return await send(self.http, method, self.base + path, self.headers(headers), json_body=json_body, data=data)
 
     async def create(self, body: Any = None, *, data: Any = None, headers: dict[str, str] | None = None) -> Reply:
         if data is not None:

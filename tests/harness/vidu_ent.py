@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import io
-import json
 import time
 from typing import Any
 
 import aiohttp
 import av
 
-from harness.vidu import Reply
+from harness.vidu import Reply, send
 
 TERMINAL = frozenset({"success", "failed"})
 
@@ -29,19 +28,8 @@ class ViduEntClient:
         # and a pooled connection the server closes just then fails the next request.
         h["Connection"] = "close"
         h.update(headers or {})
-        kwargs: dict[str, Any] = {"headers": h, "params": params}
-        if json_body is not None:
-            kwargs["json"] = json_body
-        elif data is not None:
-            kwargs["data"] = data
-            h.setdefault("Content-Type", "application/json")
-        async with self.http.request(method, self.base + "/vidu/ent/v2" + path, **kwargs) as resp:
-            text = await resp.text(errors="replace")
-            try:
-                body = json.loads(text) if text else None
-            except ValueError:
-                body = None
-            return Reply(resp.status, body, text, resp.headers)
+        return await send(self.http, method, self.base + "/vidu/ent/v2" + path, h, json_body=json_body, data=data,
+                          params=params, data_is_json=True)
 
     async def create(self, action: str, body: Any, **kw: Any) -> Reply:
         return await self.request("POST", f"/{action}", json_body=body, **kw)
