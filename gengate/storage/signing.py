@@ -14,6 +14,9 @@ from collections.abc import Callable
 from urllib.parse import quote
 
 DEFAULT_TTL_SECONDS = 7 * 24 * 3600
+# Long-lived URLs expire on the hour: the same file then gets the same URL for an hour, so a task
+# read twice (or its webhook and a GET) renders identically and browsers and CDNs can cache it.
+EXPIRY_STEP_SECONDS = 3600
 MIN_SIGNING_KEY_BYTES = 16
 
 
@@ -39,6 +42,8 @@ class UrlSigner:
         if ttl_seconds <= 0:
             raise ValueError("ttl_seconds must be positive")
         exp = int(self._clock()) + ttl_seconds
+        if ttl_seconds >= 24 * EXPIRY_STEP_SECONDS:
+            exp = -(-exp // EXPIRY_STEP_SECONDS) * EXPIRY_STEP_SECONDS  # rounded up: never shorter
         return f"{self.public_url}/files/{quote(key, safe='/')}?exp={exp}&sig={self.signature(key, exp)}"
 
     def verify(self, key: str, exp: int | str, sig: str) -> bool:

@@ -77,6 +77,11 @@ class Receiver:
                 status, extra = receiver._answer()
                 hit = Hit(time.time(), self.command, self.path, {k.lower(): v for k, v in self.headers.items()},
                           body, status)
+                # Recorded before the reply goes out: once the sender has its answer it may send the
+                # task's next message, whose handler thread must not be able to record it first.
+                with receiver._cond:
+                    receiver.hits.append(hit)
+                    receiver._cond.notify_all()
                 reply = b'{"ok":true}' if 200 <= status < 300 else b'{"ok":false}'
                 self.send_response(status)
                 for name, value in extra.items():
@@ -86,9 +91,6 @@ class Receiver:
                 self.end_headers()
                 self.wfile.write(reply)
                 self.wfile.flush()
-                with receiver._cond:
-                    receiver.hits.append(hit)
-                    receiver._cond.notify_all()
 
             do_POST = do_GET = do_PUT = _handle
 

@@ -42,6 +42,14 @@ def test_default_ttl_is_seven_days() -> None:
     assert int(exp) == NOW + 7 * 24 * 3600
 
 
+def test_long_lived_urls_are_stable_within_the_hour() -> None:
+    first = _signer(NOW + 1).url_for("a.mp4")
+    assert _signer(NOW + 3599).url_for("a.mp4") == first
+    assert int(_parts(first)[1]) == NOW + 7 * 24 * 3600 + 3600  # rounded up, never shorter
+    assert _signer(NOW + 3601).url_for("a.mp4") != first
+    assert _parts(_signer(NOW + 1).url_for("a.mp4", ttl_seconds=60))[1] == str(NOW + 61)  # short: exact
+
+
 def test_trailing_slash_of_public_url_is_ignored() -> None:
     assert _signer(public_url="https://h/gg/").url_for("a") == _signer(public_url="https://h/gg").url_for("a")
 
