@@ -22,6 +22,20 @@ from rich.table import Table
 from gengate.cli_tasks import tasks_app, usage_command
 from gengate.config import Settings, load_settings
 
+
+def _flags_without_metavar() -> None:
+    """Typer 0.29 lists a flag as `--json <bool>` although it takes no value: list flags bare."""
+    from typer.core import TyperOption
+
+    shown = TyperOption.display_type_rich
+
+    def display_type_rich(self: TyperOption, ctx: Any) -> str | None:
+        return None if self.is_flag else shown(self, ctx)
+
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+_flags_without_metavar()
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="gengate: one gateway for many AI providers.")
 keys_app = typer.Typer(no_args_is_help=True, help="Client keys.")
 channels_app = typer.Typer(no_args_is_help=True, help="Upstream channels.")
@@ -34,6 +48,9 @@ app.command("usage")(usage_command)
 console = Console(stderr=True)
 
 DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Where SQLite, files and keys live.")]
+KeyRef = Annotated[str, typer.Argument(metavar="KEY", help="The key's name or id.")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+ChannelRef = Annotated[str, typer.Argument(metavar="CHANNEL", help="The channel's name or id.")]
 _root: dict[str, Any] = {}
 
 
@@ -105,13 +122,14 @@ def _write(change: Any, data_dir: Path | None, create: bool = False) -> Any:
 # ------------------------------------------------------------------------------------------ serve
 @app.command()
 def serve(
-    host: Annotated[str, typer.Option()] = "127.0.0.1",
-    port: Annotated[int, typer.Option()] = 8000,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     data_dir: DataDir = None,
     sandbox: Annotated[bool, typer.Option("--sandbox", help="Built-in emulated upstreams.")] = False,
-    workers: Annotated[int, typer.Option(min=1)] = 1,
-    public_url: Annotated[str | None, typer.Option("--public-url")] = None,
-    access_log: Annotated[bool, typer.Option("--access-log")] = False,
+    workers: Annotated[int, typer.Option(min=1, help="Server processes sharing the database and the port.")] = 1,
+    public_url: Annotated[str | None, typer.Option(
+        "--public-url", help="Base of every URL gengate hands out (default http://HOST:PORT).")] = None,
+    access_log: Annotated[bool, typer.Option("--access-log", help="Log one line per request.")] = False,
 ) -> None:
     """Run the gateway."""
     import uvicorn
@@ -145,8 +163,8 @@ def _configure_logging(level: str) -> None:
 
 @app.command()
 def emulate(
-    host: Annotated[str, typer.Option()] = "127.0.0.1",
-    port: Annotated[int, typer.Option()] = 9000,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 9000,
     secret: Annotated[str, typer.Option(help="Accepted upstream secret(s), comma-separated.")] = "sandbox-secret",
     task_seconds: Annotated[float, typer.Option("--task-seconds", help="Longest time a task takes.")] = float(
         os.environ.get("GENGATE_SANDBOX_TASK_SECONDS", "10")),
@@ -182,10 +200,12 @@ def _parse_expiry(raw: str | None) -> float | None:
 
 @keys_app.command("create")
 def keys_create(
-    name: Annotated[str, typer.Option("--name")],
-    credits: Annotated[int | None, typer.Option("--credits", min=0)] = None,
+    name: Annotated[str, typer.Option("--name", help="A name for the key (unique).")],
+    credits: Annotated[int | None, typer.Option(
+        "--credits", min=0, help="Credits it may spend (1 credit = US$0.000001); unlimited without.")] = None,
     models: Annotated[str | None, typer.Option("--models", help="Comma-separated model patterns.")] = None,
-    expires: Annotated[str | None, typer.Option("--expires", help="ISO-8601")] = None,
+    expires: Annotated[str | None, typer.Option(
+        "--expires", help="Expiry, ISO-8601 (e.g. 2027-01-31 or 2027-01-31T12:00:00+00:00).")] = None,
     rpm: Annotated[int | None, typer.Option("--rpm", min=1, help="At most this many requests per minute "
                                             "(shared through Redis across processes).")] = None,
     data_dir: DataDir = None,
@@ -207,7 +227,8 @@ def keys_create(
 
 
 @keys_app.command("list")
-def keys_list(data_dir: DataDir = None, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+def keys_list(data_dir: DataDir = None, as_json: AsJson = False) -> None:
+    """Every key with its balance, models and expiry (never the key itself)."""
     from gengate.core.keys import list_keys
 
     rows = _read(lambda conn, box: list_keys(conn), data_dir)
@@ -222,7 +243,8 @@ def keys_list(data_dir: DataDir = None, as_json: Annotated[bool, typer.Option("-
 
 
 @keys_app.command("revoke")
-def keys_revoke(name_or_id: str, data_dir: DataDir = None) -> None:
+def keys_revoke(name_or_id: KeyRef, data_dir: DataDir = None) -> None:
+    """Revoke a key: its next request gets 401 (on every running server within 2 s)."""
     from gengate.core.keys import revoke_key
 
     if not _write(lambda conn, box: revoke_key(conn, name_or_id), data_dir):
@@ -232,7 +254,8 @@ def keys_revoke(name_or_id: str, data_dir: DataDir = None) -> None:
 
 
 @keys_app.command("webhook-secret")
-def keys_webhook_secret(name: str, data_dir: DataDir = None) -> None:
+def keys_webhook_secret(name: KeyRef, data_dir: DataDir = None) -> None:
+    """Print the key's webhook signing secret (whsec_...)."""
     from gengate.core.keys import webhook_secret
 
     value = _read(lambda conn, box: webhook_secret(conn, box, name), data_dir)
@@ -258,14 +281,16 @@ def _when(ts: float | None) -> str:
 # ------------------------------------------------------------------------------------------ channels
 @channels_app.command("add")
 def channels_add(
-    provider: Annotated[str, typer.Option("--provider")],
-    base_url: Annotated[str, typer.Option("--base-url")],
+    provider: Annotated[str, typer.Option("--provider", help="Provider folder name (vidu, kling, openai, ...).")],
+    base_url: Annotated[str, typer.Option("--base-url", help="The upstream's base URL.")],
     key: Annotated[list[str], typer.Option("--key", help="Upstream secret; repeat for several.")],
-    name: Annotated[str | None, typer.Option("--name")] = None,
-    models: Annotated[str | None, typer.Option("--models")] = None,
-    priority: Annotated[int, typer.Option("--priority")] = 0,
-    weight: Annotated[int, typer.Option("--weight", min=1)] = 1,
-    max_concurrency: Annotated[int | None, typer.Option("--max-concurrency", min=1)] = None,
+    name: Annotated[str | None, typer.Option("--name", help="A name (default: the provider's).")] = None,
+    models: Annotated[str | None, typer.Option(
+        "--models", help="Comma-separated model patterns it serves (default: all).")] = None,
+    priority: Annotated[int, typer.Option("--priority", help="Lower numbers are tried first.")] = 0,
+    weight: Annotated[int, typer.Option("--weight", min=1, help="Share of picks within a priority.")] = 1,
+    max_concurrency: Annotated[int | None, typer.Option(
+        "--max-concurrency", min=1, help="Running tasks per secret (default: unlimited).")] = None,
     option: Annotated[list[str] | None, typer.Option("--option", help="K=V provider option.")] = None,
     model_map: Annotated[list[str] | None, typer.Option("--model-map", help="CLIENT=UPSTREAM model rename.")] = None,
     data_dir: DataDir = None,
@@ -298,7 +323,8 @@ def channels_add(
 
 
 @channels_app.command("list")
-def channels_list(data_dir: DataDir = None, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+def channels_list(data_dir: DataDir = None, as_json: AsJson = False) -> None:
+    """Every channel with the state of each secret (never the secret itself)."""
     from gengate.core.channels import list_channels
 
     rows = _read(lambda conn, box: list_channels(conn), data_dir)
@@ -326,17 +352,19 @@ def _set_enabled(name_or_id: str, enabled: bool, data_dir: Path | None) -> None:
 
 
 @channels_app.command("enable")
-def channels_enable(name_or_id: str, data_dir: DataDir = None) -> None:
+def channels_enable(name_or_id: ChannelRef, data_dir: DataDir = None) -> None:
+    """Route to the channel again (its secrets' failure state is cleared)."""
     _set_enabled(name_or_id, True, data_dir)
 
 
 @channels_app.command("disable")
-def channels_disable(name_or_id: str, data_dir: DataDir = None) -> None:
+def channels_disable(name_or_id: ChannelRef, data_dir: DataDir = None) -> None:
+    """Stop routing new work to the channel; tasks already on it finish."""
     _set_enabled(name_or_id, False, data_dir)
 
 
 @channels_app.command("delete")
-def channels_delete(name_or_id: str, data_dir: DataDir = None) -> None:
+def channels_delete(name_or_id: ChannelRef, data_dir: DataDir = None) -> None:
     """Take a channel out of routing for good; tasks already bound to its secrets finish on them."""
     from gengate.core.channels import delete_channel
 
