@@ -32,6 +32,7 @@ from gengate.db.engine import SQL_COUNT_ENV
 from gengate.web.context import AppContext
 from gengate.web.routing import FallbackRoute
 
+SANDBOX_PREFIX = "/_sandbox/"
 STATUSES = tuple(dict.fromkeys(UNIFIED_STATUS.values()))  # queued, in_progress, succeeded, failed, cancelled
 _STATUS_OF = {state.value: status for state, status in UNIFIED_STATUS.items()}
 
@@ -92,6 +93,10 @@ def route_labels(scope: Scope) -> tuple[str, str]:
     route = scope.get("route")
     if route is None:
         return "gengate", "unmatched"
+    path = scope.get("path", "")
+    if path.startswith(SANDBOX_PREFIX):  # the in-process emulators: the upstream side, not a client's call
+        provider = path[len(SANDBOX_PREFIX):].partition("/")[0]
+        return "sandbox", f"{SANDBOX_PREFIX}{provider}{getattr(route, 'path', '')}"
     if isinstance(route, FallbackRoute):
         return (route.name or "").removesuffix("_fallback") or "gengate", route.path
     return getattr(route, "family", None) or "gengate", getattr(route, "path", "unmatched")

@@ -56,6 +56,11 @@ async def test_counters_move_with_route_templates(make_server, http, vidu) -> No
     assert sample(after, "gengate_http_requests_total", route=route, status="404") == base + 3, http_lines
     assert raw_id not in after and str(created["id"]) not in after  # templates, never raw paths
     assert sample(after, "gengate_http_requests_total", route="/vidu/v1/tasks", status="200") >= 1
+    # The in-process sandbox upstream's side is its own family with its full path, never mixed with
+    # the client routes of the same shape.
+    assert sample(after, "gengate_http_requests_total", family="vidu", route="/vidu/v1/tasks", status="200") == 1
+    assert sample(after, "gengate_http_requests_total", family="sandbox", route="/_sandbox/vidu/vidu/v1/tasks",
+                  status="200") == 1, http_lines
     assert sample(after, "gengate_http_request_duration_seconds_count", route=route) >= 3
     assert sample(after, "gengate_upstream_requests_total", provider="vidu", outcome="2xx") >= 2  # create + poll
     assert sample(after, "gengate_upstream_request_duration_seconds_count", provider="vidu") >= 2
