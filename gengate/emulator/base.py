@@ -9,7 +9,7 @@ each emulator stays about its wire format. The guide is in `gengate/emulator/__i
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
@@ -183,6 +183,16 @@ class EmulatorContext:
             if self.poll_latency > 0:
                 await asyncio.sleep(self.poll_latency)
             yield
+
+    async def poll(self, request: Request, secret: str, task_id: str,
+                   answer: Callable[[Callable[[], bool]], Response]) -> Response:
+        """One read of a task as every provider's emulator serves it: counted by `polling`, faults of
+        op "poll" first, then `answer(unknown)`; `unknown()` tells whether this read shows a state the
+        provider never documented (it uses up that fault: call it once the task was found)."""
+        async with self.polling(secret, task_id):
+            if (reply := await self.before(request, "poll", secret)) is not None:
+                return reply
+            return answer(lambda: self.unknown_state(secret))
 
     # Synchronous calls (chat, embeddings, images, responses): op "create", no stored job. The
     # handler authenticates, applies `before(request, "create", secret)` (status, malformed: no

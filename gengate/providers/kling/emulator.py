@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 import jwt
@@ -173,16 +173,16 @@ class _Api:
             self.ctx.store.cancel_task(self.ctx.provider, unit.id, self.ctx.now())
 
     async def read(self, request: Request) -> Response:
-        ctx = self.ctx
         secret = self._secret(request)
         task_id = request.path_params["task_id"]
-        async with ctx.polling(secret, task_id):
-            if (reply := await ctx.before(request, "poll", secret)) is not None:
-                return reply
-            task = ctx.own_task(task_id, secret)
+
+        def answer(unknown: Callable[[], bool]) -> Response:
+            task = self.ctx.own_task(task_id, secret)
             if task is None or task.data.get("path") != _path_of(request):
                 raise _error(404, 1203, f"task {task_id} not found")
-            return _envelope(self.render(task, ctx.now(), unknown_state=ctx.unknown_state(secret)))
+            return _envelope(self.render(task, self.ctx.now(), unknown_state=unknown()))
+
+        return await self.ctx.poll(request, secret, task_id, answer)
 
     async def list(self, request: Request) -> Response:
         ctx = self.ctx

@@ -153,14 +153,10 @@ class _Api:
                 raise ProviderError(400, f"keyframes.{name}: generation {parent.id} is not completed")
 
     async def read(self, request: Request) -> Response:
-        ctx = self.ctx
         secret = self._secret(request)
         generation_id = request.path_params["generation_id"]
-        async with ctx.polling(secret, generation_id):
-            if (reply := await ctx.before(request, "poll", secret)) is not None:
-                return reply
-            task = self._own(generation_id, secret)
-            return json_response(self.render(task, ctx.now(), unknown_state=ctx.unknown_state(secret)))
+        return await self.ctx.poll(request, secret, generation_id, lambda unknown: json_response(
+            self.render(self._own(generation_id, secret), self.ctx.now(), unknown_state=unknown())))
 
     async def list(self, request: Request) -> Response:
         ctx = self.ctx

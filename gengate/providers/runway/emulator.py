@@ -134,14 +134,10 @@ class _Api:
         return json_response({"id": task.id, "estimatedCost": {"credits": data["credits"]}})
 
     async def read(self, request: Request) -> Response:
-        ctx = self.ctx
         secret = self._secret(request)
         task_id = request.path_params["task_id"]
-        async with ctx.polling(secret, task_id):
-            if (reply := await ctx.before(request, "poll", secret)) is not None:
-                return reply
-            task = self._own_task(task_id, secret)
-            return json_response(self.render(task, ctx.now(), unknown_state=ctx.unknown_state(secret)))
+        return await self.ctx.poll(request, secret, task_id, lambda unknown: json_response(
+            self.render(self._own_task(task_id, secret), self.ctx.now(), unknown_state=unknown())))
 
     async def delete(self, request: Request) -> Response:
         ctx = self.ctx
