@@ -17,8 +17,8 @@ from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
-
 from harness.services import service_unavailable
+from yarl import URL
 
 try:
     from playwright.async_api import Browser, Page, async_playwright, expect
@@ -28,6 +28,7 @@ except ImportError:  # the test extra not installed
 pytestmark = pytest.mark.timeout(180)
 
 CHROMIUM = os.environ.get("GENGATE_TEST_CHROMIUM", "/usr/bin/chromium")
+HAVE_CHROMIUM = os.access(CHROMIUM, os.X_OK)
 VIDU_BODY = {"type": "text2video", "input": {"prompts": [{"type": "text", "content": "a paper boat at dusk"}]},
              "settings": {"duration": 4, "model": "vidu-1"}}
 WAIT_MS = 20_000
@@ -44,7 +45,7 @@ def server(make_server: Any) -> Any:
 async def browser() -> AsyncIterator[Browser]:
     if async_playwright is None:
         service_unavailable("playwright is not installed (pip install the test extra)")
-    if not os.path.exists(CHROMIUM):
+    if not HAVE_CHROMIUM:
         service_unavailable(f"Chromium not installed at {CHROMIUM} (apt-get install chromium)")
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
@@ -105,6 +106,37 @@ async def create_vidu_task(server: Any, key: str) -> str:
         body = await resp.json()
         assert resp.status == 200, body
         return str(body["id"])
+
+
+async def test_the_page_is_public_static_and_the_api_is_not(server: Any) -> None:
+    """No browser needed: `/admin` redirects to `/admin/`, the files need no key and carry their type,
+    revalidation caching and a CSP that allows no other host; `/admin/api` still needs the token."""
+    key = server.make_key()
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{server.url}/admin", allow_redirects=False) as resp:
+            assert resp.status in (301, 302, 307, 308)
+            assert urlsplit(str(resp.url.join(URL(resp.headers["Location"])))).path == "/admin/"
+        seen: dict[str, str] = {}
+        for path, kind in (("/admin/", "text/html"), ("/admin/app.js", "text/javascript"),
+                           ("/admin/app.css", "text/css"), ("/admin/chart.js", "text/javascript")):
+            async with http.get(server.url + path) as resp:  # no Authorization at all
+                body = await resp.text()
+                assert resp.status == 200, (path, resp.status, body)
+                assert resp.headers["Content-Type"].startswith(kind), (path, resp.headers["Content-Type"])
+                assert resp.headers["Cache-Control"] == "no-cache" and resp.headers["ETag"]
+                assert resp.headers["X-Content-Type-Options"] == "nosniff"
+                assert "script-src 'self'" in resp.headers["Content-Security-Policy"]
+                assert "http://" not in body.replace(server.url, "") and "https://" not in body, path
+                seen[path] = resp.headers["ETag"]
+        async with http.get(server.url + "/admin/app.js", headers={"If-None-Match": seen["/admin/app.js"]}) as resp:
+            assert resp.status == 304
+        async with http.get(server.url + "/admin/", headers={"Authorization": f"Bearer {key}"}) as resp:
+            assert resp.status == 200  # a client key changes nothing on the public page
+        for missing in ("/admin/nope.js", "/admin/pages.py", "/admin/..%2Fpages.py", "/admin/.hidden.js"):
+            async with http.get(server.url + missing) as resp:
+                assert resp.status == 404, missing
+        async with http.get(server.url + "/admin/api/keys", headers={"Authorization": f"Bearer {key}"}) as resp:
+            assert resp.status == 401  # a client key is never an admin token
 
 
 async def test_wrong_token_shows_the_api_error(ui: Recorded, server: Any) -> None:

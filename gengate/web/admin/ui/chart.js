@@ -2,8 +2,8 @@
 import { h } from "./dom.js";
 
 const W = 760;
-const H = 240;
-const PAD = { left: 56, right: 12, top: 12, bottom: 56 };
+const H = 260;
+const PAD = { left: 56, right: 12, top: 12, bottom: 72 };
 
 function niceMax(value) {
   if (value <= 0) return 1;
@@ -20,7 +20,7 @@ function short(n) {
 }
 
 // rows: [{group, ...}], series: [{key, label, color}] stacked in order.
-export function barChart(rows, series, { title } = {}) {
+export function barChart(rows, series, { title, label = String } = {}) {
   const svg = h("svg:svg", { viewBox: `0 0 ${W} ${H}`, class: "chart", role: "img", "aria-label": title || "chart",
     preserveAspectRatio: "xMidYMid meet" });
   if (title) svg.append(h("svg:title", {}, title));
@@ -52,9 +52,10 @@ export function barChart(rows, series, { title } = {}) {
     svg.append(group);
     if (i % every === 0) {
       const cx = PAD.left + slot * i + slot / 2;
-      const label = String(r.group).length > 14 ? `${String(r.group).slice(0, 13)}…` : String(r.group);
+      const text = label(r.group);
+      const shown = text.length > 16 ? `${text.slice(0, 15)}…` : text;
       svg.append(h("svg:text", { x: cx, y: H - PAD.bottom + 14, class: "axis", "text-anchor": "end",
-        transform: `rotate(-35 ${cx} ${H - PAD.bottom + 14})` }, label));
+        transform: `rotate(-30 ${cx} ${H - PAD.bottom + 14})` }, shown));
     }
   });
   svg.append(h("svg:line", { x1: PAD.left, x2: W - PAD.right, y1: y(0), y2: y(0), class: "baseline" }));

@@ -18,6 +18,27 @@ const columns = [
     { label: k.replace("_", " "), cell: (r) => num(r[k]), class: "num" })),
 ];
 
+// "2026-12-04T13:00:00Z" → "12-04 13:00 UTC"; "2026-12-04" → "2026-12-04"; other groups as they are.
+function groupLabel(group) {
+  const hour = /^\d{4}-(\d\d-\d\d)T(\d\d:\d\d)/.exec(group);
+  return hour ? `${hour[1]} ${hour[2]} UTC` : String(group);
+}
+
+// Time buckets the API left out (no usage) drawn as empty bars, oldest first, so the axis is even.
+function timeline(rows, size) {
+  const step = size === "hour" ? 3600e3 : 86400e3;
+  const key = (t) => (size === "hour" ? `${new Date(t).toISOString().slice(0, 13)}:00:00Z` : new Date(t).toISOString().slice(0, 10));
+  const byGroup = new Map(rows.map((r) => [r.group, r]));
+  const times = rows.map((r) => Date.parse(size === "hour" ? r.group : `${r.group}T00:00:00Z`)).filter((t) => !Number.isNaN(t));
+  if (!times.length || times.length !== rows.length) return [...rows].reverse();
+  const first = Math.min(...times);
+  const last = Math.max(...times);
+  if ((last - first) / step > 500) return [...rows].reverse();
+  const out = [];
+  for (let t = first; t <= last; t += step) out.push(byGroup.get(key(t)) || { group: key(t) });
+  return out;
+}
+
 function panel(title, groups, range) {
   const state = { group: groups[0], metric: "requests" };
   const out = h("div", { class: "panel-body" });
@@ -29,9 +50,9 @@ function panel(title, groups, range) {
     try {
       const reply = await get("/usage", { group_by: state.group, ...range() });
       const rows = reply.data;
-      const chartRows = ["hour", "day"].includes(state.group) ? [...rows].reverse() : rows;  // time runs left to right
+      const chartRows = ["hour", "day"].includes(state.group) ? timeline(rows, state.group) : rows;
       clear(out, rows.length
-        ? [barChart(chartRows, METRICS[state.metric], { title: `${state.metric} per ${state.group}` }),
+        ? [barChart(chartRows, METRICS[state.metric], { title: `${state.metric} per ${state.group}`, label: groupLabel }),
           table(columns, rows)]
         : h("p", { class: "empty" }, "No usage in this range."));
     } catch (exc) {
