@@ -65,7 +65,8 @@ class Recorded:
 
 @pytest.fixture
 async def ui(browser: Browser, server: Any) -> AsyncIterator[Recorded]:
-    """A fresh browser context (its own sessionStorage) on the gateway's `/admin`."""
+    """A fresh browser context (its own sessionStorage) on the gateway's `/admin`; after the test, no
+    script error happened and every request went to the gateway itself."""
     context = await browser.new_context(base_url=server.url, viewport={"width": 1366, "height": 800})
     context.set_default_timeout(WAIT_MS)
     page = await context.new_page()
@@ -75,6 +76,9 @@ async def ui(browser: Browser, server: Any) -> AsyncIterator[Recorded]:
     try:
         yield recorded
         assert not errors, errors  # no uncaught script error in any view
+        own = urlsplit(server.url).netloc
+        network = [u for u in recorded.urls if urlsplit(u).scheme in ("http", "https", "ws", "wss")]
+        assert [u for u in network if urlsplit(u).netloc != own] == [], network  # the gateway only
     finally:
         await context.close()
 
