@@ -204,6 +204,21 @@ async def test_create_a_key_then_top_it_up_and_revoke_it(ui: Recorded, server: A
     keys = (await admin_call(server, "GET", "/keys?limit=500"))["data"]
     assert next(k for k in keys if k["name"] == name)["credits"] == 1250
 
+    await row.get_by_role("button", name="Limits").click()
+    limits = page.locator("dialog[open]")
+    await limits.get_by_label("Requests per minute").fill("30")
+    await limits.get_by_label("Models").fill("gpt-4o-mini, vidu-*")
+    await limits.get_by_role("button", name="Save").click()
+    await expect(row).to_contain_text("gpt-4o-mini, vidu-*")
+    await expect(row.locator("td").nth(6)).to_have_text("30")
+    stored = next(k for k in (await admin_call(server, "GET", "/keys?limit=500"))["data"] if k["name"] == name)
+    assert stored["rpm"] == 30 and stored["models"] == ["gpt-4o-mini", "vidu-*"] and stored["credits"] == 1250
+
+    await row.get_by_role("button", name="Disable").click()
+    await expect(row).to_contain_text("disabled")
+    await row.get_by_role("button", name="Enable").click()
+    await expect(row).to_contain_text("active")
+
     await row.get_by_role("button", name="Revoke").click()
     await row.get_by_role("button", name="Confirm revoke").click()  # a destructive action takes two clicks
     await expect(row).to_contain_text("revoked")
@@ -211,6 +226,41 @@ async def test_create_a_key_then_top_it_up_and_revoke_it(ui: Recorded, server: A
     while await status_with_key(server, key) != 401:
         assert time.monotonic() < deadline, "the revoked key still works"
         await asyncio.sleep(0.2)
+
+
+async def test_add_a_channel_test_disable_enable_and_delete_it(ui: Recorded, server: Any) -> None:
+    name = f"ui-vidu-{int(time.time() * 1000)}"
+    good, bad = server.secret, "sk-not-the-upstream-secret"
+    await sign_in(ui.page, server.admin_token)
+    page = ui.page
+    await page.get_by_role("button", name="Add channel").click()
+    dialog = page.locator("dialog[open]")
+    await dialog.get_by_label("Provider").fill("vidu")
+    await dialog.get_by_label("Base URL").fill(f"{server.url}/_sandbox/vidu")
+    await dialog.get_by_label("Secrets").fill(f"{good}\n{bad}")
+    await dialog.get_by_label("Name", exact=True).fill(name)
+    await dialog.get_by_label("Models", exact=True).fill("vidu-ui-only")
+    await dialog.get_by_label("Max concurrency per secret").fill("3")
+    await dialog.get_by_role("button", name="Add channel").click()
+    await expect(dialog).to_have_count(0)
+    card = page.locator("article.channel", has=page.locator(".channel-name", has_text=name))
+    await expect(card.locator("table.secrets tbody tr")).to_have_count(2)
+    await expect(card.locator("table.secrets")).to_contain_text("0 / 3")
+    assert good not in await card.inner_text() and bad not in await card.inner_text()  # fingerprints only
+    await card.get_by_role("button", name="Test").click()
+    result = card.locator(".test-result")
+    await expect(result).to_contain_text("Test failed")  # one of the two secrets is refused
+    await expect(result.locator("tbody tr").nth(0)).to_contain_text("ok")
+    await expect(result.locator("tbody tr").nth(1)).to_contain_text("unauthorized")
+    await card.get_by_role("button", name="Disable").click()
+    await expect(card.locator(".card-head .badge")).to_contain_text("disabled")
+    await card.get_by_role("button", name="Enable").click()
+    await expect(card.locator(".card-head .badge")).to_have_text("enabled")
+    await card.get_by_role("button", name="Delete").click()
+    await card.get_by_role("button", name="Confirm delete").click()
+    await expect(card).to_have_count(0)
+    listed = (await admin_call(server, "GET", "/channels?limit=500"))["data"]
+    assert name not in [c["name"] for c in listed]
 
 
 async def test_an_api_error_is_shown_in_the_dialog(ui: Recorded, server: Any) -> None:

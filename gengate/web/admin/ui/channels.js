@@ -133,8 +133,9 @@ export async function render(root) {
   await reload();
   const timer = setInterval(() => { if (!document.hidden && !document.querySelector("dialog[open]")) refreshHealth(); }, 10000);
   async function refreshHealth() {
-    // secret health changes (cooldowns, running slots): refresh quietly unless a test result is shown
-    if (!body.querySelector(".test-result")) await reload();
+    // secret health changes (cooldowns, running slots): refresh quietly, unless the operator is in
+    // the middle of something (a test result shown, a delete armed, an action running)
+    if (!body.querySelector(".test-result, .armed, button:disabled")) await reload();
   }
   return () => clearInterval(timer);
 }
