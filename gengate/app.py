@@ -1,5 +1,6 @@
 """Builds the ASGI app: each provider family's routes, file downloads, health, the sandbox, and the
-background loops (poller, change notifier) under one supervisor."""
+background loops (poller, change notifier, webhook sender, config watcher, and with Redis the bus)
+under one supervisor."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import secrets
 import signal
 import socket
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -48,6 +49,7 @@ from gengate.web.sandbox import sandbox_mount, upsert_sandbox_channels
 from gengate.web.unified import routes as unified_routes
 
 log = logging.getLogger("gengate")
+WAKE_EVERY = 0.05  # the most often this process wakes other processes' pollers or webhook senders
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -87,7 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ctx.closers.append(bus.close)
         hook_client = GuardedClient(url_policy)
         sender = WebhookSender(db, box, hook_client, backoff_base=settings.webhook_backoff_base)
-        engine.on_webhook = _and_publish(sender.wake, bus, WEBHOOK)
+        engine.on_webhook = bus.throttled(WEBHOOK, sender.wake, every=WAKE_EVERY)
         engine.on_config = ctx.config_changed_soon
         bus.on(WEBHOOK, lambda _arg: sender.wake())
         bus.on_resync(sender.wake)
@@ -97,7 +99,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                              *(factory(ctx) for factory in route_factories())])
         poller = Poller(engine, tick=settings.poller_tick, batch=settings.poller_batch,
                         lease_seconds=settings.lease_seconds)
-        engine.on_queued = _and_publish(poller.wake, bus, POLLER)
+        engine.on_queued = bus.throttled(POLLER, poller.wake, every=WAKE_EVERY)
         bus.on(POLLER, lambda _arg: poller.wake())
         bus.on_resync(poller.wake)
         loops = {"poller": asyncio.create_task(poller.run(), name="poller"),
@@ -169,16 +171,6 @@ def _loop_died(name: str, task: asyncio.Task[Any]) -> None:
     log.critical("background loop %s stopped (%r): stopping this process", name, exc)
     # A gateway whose poller died must not go on answering as if healthy.
     os.kill(os.getpid(), signal.SIGTERM)
-
-
-def _and_publish(wake: Callable[[], None], bus: Bus, kind: str) -> Callable[[], None]:
-    """A local wake-up that also wakes the same loop in every other process (through Redis)."""
-
-    def both() -> None:
-        wake()
-        bus.publish(kind)
-
-    return both
 
 
 async def _versions(db: Database, ids: list[int]) -> dict[int, float]:

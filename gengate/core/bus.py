@@ -62,6 +62,22 @@ class Bus:
         """Call `handler()` after every (re)subscription: what was published meanwhile is lost."""
         self._resync.append(handler)
 
+    def throttled(self, kind: str, wake: Callable[[], None], every: float) -> Callable[[], None]:
+        """`wake` (a local loop's wake-up) that also publishes `kind`, at most once per `every` s:
+        a busy process frees slots many times a second, and each message costs every other process
+        a round of its loop, which ticks on its own anyway."""
+        last = 0.0
+
+        def both() -> None:
+            nonlocal last
+            wake()
+            now = time.monotonic()
+            if now - last >= every:
+                last = now
+                self.publish(kind)
+
+        return both
+
     def publish(self, kind: str, arg: str | int = "") -> None:
         """Queue one item for the other processes; returns at once, never raises."""
         if not self.url:
@@ -83,7 +99,9 @@ class Bus:
         # We reconnect ourselves (and resync after it), so the client must not retry behind our back.
         once = {"retry": Retry(NoBackoff(), 0), "socket_connect_timeout": 2.0}
         # No socket timeout on the subscriber (it waits for messages); its liveness is our own pings.
-        sub = aioredis.Redis.from_url(self.url, socket_keepalive=True, **once)
+        # Its name shows in CLIENT LIST (and lets a test cut this very connection).
+        sub = aioredis.Redis.from_url(self.url, socket_keepalive=True, client_name=f"gengate-bus-{self.origin}",
+                                      **once)
         pub = aioredis.Redis.from_url(self.url, socket_timeout=2.0, **once)
         self._clients = [sub, pub]
         await asyncio.gather(self._subscribe_loop(sub), self._publish_loop(pub))

@@ -6,6 +6,7 @@ test changes them. Nothing is mocked. In the tests with Redis, both processes ru
 fallbacks (`GENGATE_CHANGE_CHECK_INTERVAL`, `GENGATE_CONFIG_CHECK_INTERVAL`) only every 30 s, so
 anything seen sooner on process B came through the bus. Without Redis (absent, or a dead port)
 the same things work through the 1 s database checks, with at most one warning per process.
+The first tests drive `Bus` itself in this process against the real Redis.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from harness.processes import GengateServer, free_port
 from harness.services import fresh_pg_database
 from harness.unified import call, t2v
 from harness.webhooks import Hit, Receiver
+
+from gengate.core.bus import CONFIG, TASK, Bus
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -55,6 +58,69 @@ def pair_on(make_server, emulator) -> Iterator[Callable[[dict[str, str]], tuple[
             emulator.hold(False)
             for server in started:
                 server.close()
+
+
+async def test_the_bus_carries_changes_between_processes_and_recovers_a_cut_connection(redis_url,
+                                                                                     redis_prefix) -> None:
+    import redis
+
+    a, b = Bus(redis_url, redis_prefix), Bus(redis_url, redis_prefix)
+    stranger = Bus(redis_url, redis_prefix + "another-deployment:")
+    heard: dict[str, list[str]] = {"a": [], "b": [], "stranger": []}
+    resyncs: list[float] = []
+    for name, bus in (("a", a), ("b", b), ("stranger", stranger)):
+        bus.on(TASK, heard[name].append)
+        bus.on(CONFIG, lambda _arg, name=name: heard[name].append("config"))
+    b.on_resync(lambda: resyncs.append(time.monotonic()))
+    loops = [asyncio.create_task(bus.run()) for bus in (a, b, stranger)]
+    try:
+        await until(lambda: a.connected and b.connected and stranger.connected, 10, "three subscriptions")
+        assert len(resyncs) == 1  # on the first subscription too
+        a.publish(TASK, 7)
+        a.publish(TASK, 7)
+        a.publish(CONFIG)
+        await until(lambda: "config" in heard["b"], 3, "the change on the other end")
+        await asyncio.sleep(0.2)
+        assert heard["b"] == ["7", "config"], heard  # the same change twice in a row goes once
+        assert heard["a"] == [] and heard["stranger"] == [], heard  # not to itself, not to another prefix
+        # Cut b's subscription (as a Redis restart would): it subscribes again and resyncs.
+        admin = redis.Redis.from_url(redis_url)
+        try:
+            ids = [c["id"] for c in admin.client_list(_type="pubsub") if c["name"] == f"gengate-bus-{b.origin}"]
+            assert len(ids) == 1, admin.client_list(_type="pubsub")
+            admin.client_kill_filter(_id=ids[0])
+        finally:
+            admin.close()
+        await until(lambda: len(resyncs) == 2 and b.connected, 10, "a new subscription after the cut")
+        a.publish(TASK, 8)
+        await until(lambda: "8" in heard["b"], 3, "a change after the reconnection")
+    finally:
+        for loop in loops:
+            loop.cancel()
+        await asyncio.gather(*loops, return_exceptions=True)
+        for bus in (a, b, stranger):
+            await bus.close()
+
+
+async def test_a_bus_without_redis_never_blocks_and_warns_once(caplog) -> None:
+    bus = Bus(f"redis://127.0.0.1:{free_port()}/0", "gengate-test-dead:")
+    loop = asyncio.create_task(bus.run())
+    try:
+        slowest = 0.0
+        for i in range(30):  # about 3 s of changes while Redis is away
+            started = time.monotonic()
+            bus.publish(TASK, i)
+            slowest = max(slowest, time.monotonic() - started)
+            await asyncio.sleep(0.1)
+        assert slowest < 0.01, slowest
+        assert not bus.connected and not loop.done()
+    finally:
+        loop.cancel()
+        await asyncio.gather(loop, return_exceptions=True)
+        await bus.close()
+    warnings = [r for r in caplog.records if r.name == "gengate.bus" and r.levelname == "WARNING"]
+    assert len(warnings) == 1, [r.getMessage() for r in warnings]
+    assert "127.0.0.1" not in warnings[0].getMessage()  # the URL (it may hold a password) is not logged
 
 
 async def watch(http: aiohttp.ClientSession, base: str, key: str, task_id: str,
