@@ -1,5 +1,6 @@
 """Builds the ASGI app: each provider family's routes, file downloads, health, the sandbox, and the
-background loops (poller, change notifier) under one supervisor."""
+background loops (poller, change notifier, webhook sender, config watcher, and with Redis the bus)
+under one supervisor."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from gengate.config import Settings, load_settings
 from gengate.core import channels as chan
 from gengate.core import tasks as store
 from gengate.core.admin import admin_token, persistent_value, sandbox_secret
+from gengate.core.bus import POLLER, WEBHOOK, Bus
 from gengate.core.crypto import SecretBox, load_master_key
 from gengate.core.engine import TaskEngine
 from gengate.core.notify import Notifier
@@ -47,6 +49,7 @@ from gengate.web.sandbox import sandbox_mount, upsert_sandbox_channels
 from gengate.web.unified import routes as unified_routes
 
 log = logging.getLogger("gengate")
+WAKE_EVERY = 0.05  # the most often this process wakes other processes' pollers or webhook senders
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -58,7 +61,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     adaptors = task_adaptors()
     storage = open_storage(settings.storage_url, settings.data_dir)
     upstream = UpstreamClient(settings.connect_timeout, settings.request_timeout)
-    notifier = Notifier(lambda ids: _versions(db, ids))
+    bus = Bus(settings.redis_url, settings.redis_prefix)  # does nothing without GENGATE_REDIS_URL
+    notifier = Notifier(lambda ids: _versions(db, ids), interval=settings.change_check_interval, bus=bus)
     router = chan.Router(box)
     health: dict[str, Any] = {"ready": False, "loops": {}}
 
@@ -80,21 +84,30 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         url_policy = policy_from_env()
         ctx = AppContext(settings=settings, db=db, router=router, engine=engine, notifier=notifier,
                          storage=storage, signer=signer, adaptors=adaptors, url_policy=url_policy,
-                         limiter=make_limiter(settings.redis_url, settings.redis_prefix))
+                         limiter=make_limiter(settings.redis_url, settings.redis_prefix), bus=bus)
         ctx.closers.append(ctx.limiter.close)
+        ctx.closers.append(bus.close)
         hook_client = GuardedClient(url_policy)
         sender = WebhookSender(db, box, hook_client, backoff_base=settings.webhook_backoff_base)
-        engine.on_webhook = sender.wake
+        engine.on_webhook = bus.throttled(WEBHOOK, sender.wake, every=WAKE_EVERY)
+        engine.on_config = ctx.config_changed_soon
+        bus.on(WEBHOOK, lambda _arg: sender.wake())
+        bus.on_resync(sender.wake)
         app.state.ctx = ctx
         app.state.box = box
         install_routes(app, [unified_routes(ctx), billing_routes(ctx),
                              *(factory(ctx) for factory in route_factories())])
         poller = Poller(engine, tick=settings.poller_tick, batch=settings.poller_batch,
                         lease_seconds=settings.lease_seconds)
+        engine.on_queued = bus.throttled(POLLER, poller.wake, every=WAKE_EVERY)
+        bus.on(POLLER, lambda _arg: poller.wake())
+        bus.on_resync(poller.wake)
         loops = {"poller": asyncio.create_task(poller.run(), name="poller"),
                  "notifier": asyncio.create_task(notifier.run(), name="notifier"),
                  "webhooks": asyncio.create_task(sender.run(), name="webhooks"),
                  "config": asyncio.create_task(ctx.watch_config(), name="config")}
+        if bus.enabled:
+            loops["bus"] = asyncio.create_task(bus.run(), name="bus")
         for name, task in loops.items():
             task.add_done_callback(lambda t, n=name: _loop_died(n, t))
         health["loops"] = loops

@@ -1,7 +1,8 @@
 """The `gengate` command: serve, emulate, keys, channels (interface.md "Install and run").
 
 The CLI writes the database directly and never needs a running server; a running server sees the
-change from its next request.
+change within its next config check (1 s), or at once when GENGATE_REDIS_URL is set (the CLI announces
+the change there).
 """
 
 from __future__ import annotations
@@ -112,11 +113,19 @@ def _read(query: Any, data_dir: Path | None) -> Any:
 def _write(change: Any, data_dir: Path | None, create: bool = False) -> Any:
     """Run `change(conn, box)` in a write transaction of the data dir's database."""
 
+    settings = _settings(data_dir)
+
     async def go(db: Any, box: Any) -> Any:
         async with db.write() as conn:
-            return await change(conn, box)
+            result = await change(conn, box)
+        if settings.redis_url:  # running servers drop their key and channel caches at once
+            from gengate.core.bus import CONFIG, announce
 
-    return _run(go, _settings(data_dir), create=create)
+            if not await announce(settings.redis_url, settings.redis_prefix, CONFIG):
+                console.print("note: Redis unreachable; running servers see the change within 2 s")
+        return result
+
+    return _run(go, settings, create=create)
 
 
 # ------------------------------------------------------------------------------------------ serve

@@ -24,7 +24,11 @@ class Settings:
     public_url: str | None = None
     database_url: str | None = None
     redis_url: str | None = None
-    redis_prefix: str = "gengate:"  # every Redis key starts with it (tests use a random one)
+    redis_prefix: str = "gengate:"  # every Redis key and channel starts with it (tests use a random one)
+    # How often each process reads the database for changes made by other processes: `config_version`
+    # (keys, channels) and the tasks its streams wait on. With Redis these are the safety net.
+    config_check_interval: float = 1.0
+    change_check_interval: float = 1.0
     storage_url: str | None = None
     secret_key: str | None = None
     admin_token: str | None = None

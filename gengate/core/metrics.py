@@ -8,6 +8,10 @@ requests (gengate.web.metrics). Gauges that describe shared state (`gengate_task
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from gengate.db.models import channel_secrets
 
 REGISTRY = CollectorRegistry()
 
@@ -25,6 +29,13 @@ WEBHOOKS = Counter("gengate_webhook_deliveries", "Webhook delivery attempts (del
 
 for _kind in ("reserved", "settled", "refunded"):
     CREDITS.labels(_kind)
+
+
+async def cooling_secrets(conn: AsyncConnection, now: float) -> set[int]:
+    """Ids of the secrets backing off right now (`backoff_until` ahead): they take no new task, so
+    `gengate_channel_secret_up` reads 0 for them until the cooldown ends."""
+    rows = await conn.execute(select(channel_secrets.c.id).where(channel_secrets.c.backoff_until > now))
+    return {r.id for r in rows}
 
 
 def upstream_outcome(status: int | None, error: str | None = None) -> str:

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gengate.config import Settings
 from gengate.core.adaptor import TaskAdaptor
+from gengate.core.bus import CONFIG, Bus
 from gengate.core.channels import Router
 from gengate.core.crypto import hash_key
 from gengate.core.engine import TaskEngine
@@ -29,9 +30,6 @@ from gengate.storage.base import Storage
 from gengate.storage.signing import UrlSigner
 
 log = logging.getLogger("gengate.config")
-
-# How often each process reads `config_version` (the contract: a key or channel change is seen within 2 s).
-CONFIG_CHECK_SECONDS = 1.0
 
 _KEY = select(keys.c.id, keys.c.name, keys.c.credits, keys.c.models, keys.c.expires_at,
               keys.c.revoked_at, keys.c.disabled, keys.c.rpm).where(keys.c.key_hash == bindparam("h"))
@@ -51,6 +49,7 @@ class AppContext:
     url_policy: GuardPolicy
     key_cache: KeyCache = field(default_factory=KeyCache)
     limiter: Limiter = field(default_factory=LocalLimiter)  # per-key rpm (Redis when configured)
+    bus: Bus = field(default_factory=lambda: Bus(None, ""))  # cross-process wake-ups (Redis when configured)
     # Run at shutdown, newest first, before the database closes (a family's pooled sessions, batched
     # writers that must flush). Families append to it from `routes(ctx)`.
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
@@ -82,18 +81,39 @@ class AppContext:
         await enforce(self.limiter, cached.key.id, cached.key.rpm)
         return cached.key
 
+    def __post_init__(self) -> None:
+        self._reload_wanted = asyncio.Event()
+        self.bus.on(CONFIG, lambda _arg: self._reload_wanted.set())
+        self.bus.on_resync(self._reload_wanted.set)
+
     async def reload_config(self, version: str | None = None) -> None:
         """Forget cached keys and reload the routing table: the one place a key or channel change
-        lands. The config watcher calls it when `config_version` moves; a cross-process bus (Redis,
-        later) calls it on a change message. `version`: the new value, read again when None."""
+        lands. The config watcher calls it when `config_version` moves, or when another process
+        announces a change on the bus. `version`: the new value, read again when None."""
         self.key_cache.clear()
         async with self.db.read() as conn:
             await self.router.refresh(conn, version)
 
-    async def watch_config(self, interval: float = CONFIG_CHECK_SECONDS) -> None:
-        """Background loop: one small read of `config_version` per interval, whatever the traffic."""
+    async def config_changed(self) -> None:
+        """This process committed a key or channel change: reload here, and tell the other processes."""
+        await self.reload_config()
+        self.bus.publish(CONFIG)
+
+    def config_changed_soon(self) -> None:
+        """`config_changed` for callers that cannot wait (the engine's auto-disable of a secret)."""
+        self._reload_wanted.set()
+        self.bus.publish(CONFIG)
+
+    async def watch_config(self) -> None:
+        """Background loop: one small read of `config_version` per interval (the contract: a change is
+        seen within 2 s), whatever the traffic; a reload at once when the bus announces a change."""
+        interval = self.settings.config_check_interval
         while True:
-            await asyncio.sleep(interval)
+            try:
+                await asyncio.wait_for(self._reload_wanted.wait(), timeout=interval)
+            except TimeoutError:
+                pass
+            self._reload_wanted.clear()
             try:
                 version = await self.db.run_read(_read_config_version)
                 if version != self.router.version:

@@ -2,7 +2,9 @@
 
 - `gengate_tasks{provider,state}` is read from the shared database at each scrape (a status with no
   task reads 0), so every process reports the same totals;
-- `gengate_channel_secret_up{channel,secret}` is read from the routing table (secret = fingerprint);
+- `gengate_channel_secret_up{channel,secret}` is read from the routing table (secret = fingerprint):
+  1 when the channel and the secret are enabled and the secret is not cooling down (its backoff after
+  upstream failures or a 429, read from the database at each scrape), else 0;
 - this process's counters (HTTP requests by route template, upstream calls, credits, webhook
   deliveries) live in `gengate.core.metrics.REGISTRY`; `MetricsMiddleware` counts HTTP requests with
   the route template Starlette matched (`/v1/tasks/{task_id}`), never the raw path.
@@ -59,10 +61,12 @@ class TaskGauge(Collector):
 
 
 class SecretGauge(Collector):
-    """`gengate_channel_secret_up`: 1 when a secret of a live, enabled channel is enabled."""
+    """`gengate_channel_secret_up`: 1 when a secret of a live, enabled channel is enabled and not
+    cooling down (`cooling`: the ids backing off at the last scrape)."""
 
     def __init__(self, ctx_getter: Callable[[], AppContext]) -> None:
         self.ctx_getter = ctx_getter
+        self.cooling: set[int] = set()
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         family = GaugeMetricFamily("gengate_channel_secret_up", "1 when a channel's secret takes new tasks",
@@ -76,8 +80,8 @@ class SecretGauge(Collector):
             if channel.deleted:
                 continue
             for secret in channel.secrets:
-                family.add_metric([channel.name, fingerprint(secret.value)],
-                                  1 if channel.enabled and secret.enabled else 0)
+                up = channel.enabled and secret.enabled and secret.id not in self.cooling
+                family.add_metric([channel.name, fingerprint(secret.value)], 1 if up else 0)
         yield family
 
 
@@ -133,7 +137,8 @@ def metrics_endpoint(ctx_getter: Callable[[], AppContext], poller_rounds: Callab
     registry = CollectorRegistry()
     tasks_gauge = TaskGauge()
     registry.register(tasks_gauge)
-    registry.register(SecretGauge(ctx_getter))
+    secrets_gauge = SecretGauge(ctx_getter)
+    registry.register(secrets_gauge)
     registry.register(_ProcessCounters())
     rounds = Gauge("gengate_poller_rounds", "Poll rounds run by this process", registry=registry)
     statements = Gauge("gengate_debug_sql_statements", "Statements sent by this process before this scrape "
@@ -150,8 +155,11 @@ def metrics_endpoint(ctx_getter: Callable[[], AppContext], poller_rounds: Callab
         if statements is not None:
             statements.set(ctx.db.statements or 0)
         rows = await ctx.db.run_read(store.count_by_provider_state)
-        # No await between the update and the rendering: concurrent scrapes cannot interleave.
+        now = time.time()
+        cooling = await ctx.db.run_read(lambda conn: core_metrics.cooling_secrets(conn, now))
+        # No await between the updates and the rendering: concurrent scrapes cannot interleave.
         tasks_gauge.update(sorted(ctx.adaptors), rows)
+        secrets_gauge.cooling = cooling
         rounds.set(poller_rounds())
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 

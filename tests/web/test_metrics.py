@@ -1,6 +1,7 @@
 """`/metrics`: `gengate_tasks{provider,state}` is read from the database at each scrape, in the unified
 statuses, so a status with no task reads 0 (it used to keep its last value), and every family of
-interface.md "Metrics" appears from the first scrape.
+interface.md "Metrics" appears from the first scrape; `gengate_channel_secret_up` reads 0 for a secret
+that is cooling down (a 429 with Retry-After from its upstream), not only for a disabled one.
 
 client (aiohttp) → `gengate serve --sandbox` (subprocess) → its in-process Vidu emulator, held so that a
 task can be seen running. Nothing is mocked.
@@ -13,6 +14,8 @@ import re
 import time
 
 import pytest
+
+from gengate.core.crypto import fingerprint
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -75,3 +78,25 @@ async def test_the_task_gauge_follows_the_database_to_a_terminal_state(server, h
     assert gauge == {"queued": 0, "in_progress": 0, "succeeded": 1, "failed": 0, "cancelled": 1}
     assert gauge == (await scrape(http, server))[1]  # and it stays so
     assert "running" not in (await scrape(http, server))[0]  # internal states never show
+
+
+async def secret_up(http, server, channel: str, secret: str) -> float:
+    text, _ = await scrape(http, server)
+    found = re.findall(rf'^gengate_channel_secret_up\{{channel="{channel}",secret="{fingerprint(secret)}"\}} (\S+)$',
+                       text, re.M)
+    assert len(found) == 1, text
+    return float(found[0])
+
+
+async def test_a_secret_cooling_down_is_not_up(make_server, emulator, http, vidu) -> None:
+    server = make_server(sandbox=False, emulator=emulator, env={"GENGATE_BACKOFF_MAX": "60"})
+    key = server.make_key(credits=1_000_000)
+    assert await secret_up(http, server, "emu-vidu", server.secret) == 1
+    emulator.fault(kind="status", status=429, retry_after=30, op="create", secret=server.secret, count=1)
+    reply = await vidu(server, key).create(BODY)
+    assert reply.status == 200, reply.text  # queued: the upstream's 429 is the secret's, not the task's
+    assert await secret_up(http, server, "emu-vidu", server.secret) == 0  # backing off for 30 s
+    # Disabled (by the operator) reads 0 as well.
+    server.cli("channels", "disable", "emu-vidu")
+    await asyncio.sleep(1.5)  # the server's config check
+    assert await secret_up(http, server, "emu-vidu", server.secret) == 0

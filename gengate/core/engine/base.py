@@ -71,6 +71,7 @@ class EngineBase:
         self.owner = owner
         self.on_queued: Callable[[], None] = lambda: None  # the poller's wake-up
         self.on_webhook: Callable[[], None] = lambda: None  # the webhook sender's wake-up
+        self.on_config: Callable[[], None] = lambda: None  # a secret was disabled: caches reload everywhere
         # Polls of one secret due together share one upstream call (adaptors with SupportsBatchPoll);
         # the window is at most a poller tick, so the tasks leased in one round join one batch.
         self.batches = PollBatcher(upstream, window=min(settings.poller_tick, settings.poll_interval / 10))

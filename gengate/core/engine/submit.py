@@ -195,6 +195,7 @@ class SubmitJob(ViewsJob):
                       else "upstream account out of credit")
             async with self.db.write() as conn:
                 await chan.disable_secret(conn, secret_id, reason)
+            self.on_config()
             log.warning("secret %s of channel %s disabled: %s", secret_id, channel_id, reason)
             if row.pinned:  # no other account holds the referenced result
                 return await self._parent_account_gone(row)

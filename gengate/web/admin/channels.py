@@ -99,7 +99,7 @@ async def add_channel(request: Request) -> Response:
             weight=int_param(body.get("weight"), "weight", default=1, low=1, high=10_000) or 1,
             max_concurrency=int_param(body.get("max_concurrency"), "max_concurrency", low=1, high=100_000),
             options=options, model_map=model_map)
-    await ctx.reload_config()
+    await ctx.config_changed()  # here and, through Redis, everywhere
     return JSONResponse(await _one(request, channel_id), status_code=201)
 
 
@@ -131,7 +131,7 @@ async def patch_channel(request: Request) -> Response:
         if values:
             await conn.execute(update(channels).where(channels.c.id == channel_id).values(**values))
             await chan.bump_config_version(conn)
-    await ctx.reload_config()
+    await ctx.config_changed()  # here and, through Redis, everywhere
     return JSONResponse(await _one(request, channel_id))
 
 
@@ -141,7 +141,7 @@ async def delete_channel(request: Request) -> Response:
     ctx = request.app.state.ctx
     async with ctx.db.write() as conn:
         await chan.delete_channel(conn, str(channel_id))
-    await ctx.reload_config()
+    await ctx.config_changed()  # here and, through Redis, everywhere
     return JSONResponse({"id": channel_id, "name": obj["name"], "deleted": True})
 
 

@@ -93,6 +93,7 @@ async def create_key(request: Request) -> Response:
                                                       credits=credits, models=models, expires_at=expires_at)
         if flags:
             await conn.execute(update(keys).where(keys.c.id == key_id).values(**flags))
+    await ctx.config_changed()  # every process forgets a cached "no such key" at once (Redis)
     obj = await _read(request, key_id)
     return JSONResponse({**obj, "key": plain}, status_code=201)
 
@@ -134,6 +135,7 @@ async def patch_key(request: Request) -> Response:
             await conn.execute(insert(ledger_entries).values(key_id=key_id, task_id=None, kind="grant",
                                                              amount=-grant, created_at=time.time()))
         await bump_config_version(conn)
+    await request.app.state.ctx.config_changed()  # every process drops its cached keys at once (Redis)
     return JSONResponse(await _read(request, key_id))
 
 
@@ -148,6 +150,7 @@ async def revoke_key(request: Request) -> Response:
         await conn.execute(update(keys).where(keys.c.id == key_id, keys.c.revoked_at.is_(None))
                            .values(revoked_at=time.time()))
         await bump_config_version(conn)
+    await request.app.state.ctx.config_changed()  # every process drops its cached keys at once (Redis)
     return JSONResponse(await _read(request, key_id))
 
 
