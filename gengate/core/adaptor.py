@@ -118,6 +118,19 @@ class Prepared:
     parent: Parent | None = None
     callback_url: str | None = None
     slots: int = 1  # concurrency units the task occupies upstream (a Kling image task of n images: n)
+    unique_field: UniqueField | None = None
+
+
+@dataclass(frozen=True)
+class UniqueField:
+    """A top-level request field whose value no other (not deleted) task of the key and provider may
+    have (Kling's client `external_task_id`). Checked in the insert's transaction under a lock on
+    the value, so two racing creates, on any processes, cannot both pass; `error` is raised (in the
+    family's envelope) for the loser."""
+
+    name: str
+    value: str
+    error: Exception
 
 
 @dataclass(frozen=True)

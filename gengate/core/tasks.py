@@ -7,6 +7,7 @@ row. Zero rows updated means another process won; the caller stops.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from dataclasses import dataclass
@@ -173,6 +174,16 @@ async def find_owned(conn: AsyncConnection, public_id: str, key_id: int,
     if provider is not None:
         cond = and_(cond, tasks.c.provider == provider)
     return (await conn.execute(select(tasks).where(cond))).first()
+
+
+async def lock_field_value(conn: AsyncConnection, key_id: int, provider: str, name: str, value: str) -> None:
+    """Serialise the writers that check one (key, provider, field, value) until their transaction
+    ends: a PostgreSQL transaction-scoped advisory lock. SQLite's writes are already one at a time."""
+    if conn.dialect.name != "postgresql":
+        return
+    digest = hashlib.sha256(f"{key_id}\n{provider}\n{name}\n{value}".encode()).digest()
+    await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"),
+                       {"k": int.from_bytes(digest[:8], "big", signed=True)})
 
 
 async def find_owned_by_field(conn: AsyncConnection, key_id: int, provider: str, name: str,

@@ -61,6 +61,10 @@ class SubmitJob(ViewsJob):
             slots=slots, origin=origin)
         row = None
         async with self.db.write() as conn:
+            if (unique := prepared.unique_field) is not None:
+                await store.lock_field_value(conn, key.id, adaptor.provider, unique.name, unique.value)
+                if await store.find_owned_by_field(conn, key.id, adaptor.provider, unique.name, unique.value):
+                    raise unique.error
             # Take a slot in the same transaction as the insert, so the task starts as SUBMITTING.
             if parent is not None:
                 candidates = [self.router.secrets[parent.secret_id]] if parent.secret_id in self.router.secrets else []

@@ -29,6 +29,7 @@ from gengate.core.adaptor import (
     Submitted,
     TaskRef,
     TaskView,
+    UniqueField,
 )
 from gengate.core.errors import InvalidRequest
 from gengate.core.pricing import PriceTable
@@ -119,8 +120,9 @@ class KlingAdaptor:
             model, units, slots = _image_request(body)
         else:
             model, units, slots = _video_request(action, body)
+        taken = rules.bad(f"external_task_id {external!r} is already used by another task of this key")
         if external is not None and await resolver.task_by_field("kling", "external_task_id", external):
-            raise rules.bad(f"external_task_id {external!r} is already used by another task of this key")
+            raise taken  # early, before any media is stashed; the insert checks again, atomically
         request = json.loads(json.dumps({k: v for k, v in body.items() if k != "callback_url"}))
         upstream = {k: v for k, v in request.items() if k != "external_task_id"}
         for name in MEDIA_FIELDS:
@@ -128,7 +130,8 @@ class KlingAdaptor:
             if isinstance(value, str) and len(value) > INLINE_THRESHOLD:
                 request[name] = upstream[name] = await resolver.stash(value)
         return Prepared(action=action, model=model, request=request, upstream_request=upstream, units=units,
-                        callback_url=callback, slots=slots)
+                        callback_url=callback, slots=slots,
+                        unique_field=UniqueField("external_task_id", external, taken) if external is not None else None)
 
     def price(self, units: Mapping[str, float], prices: PriceTable) -> int:
         """Video: whole seconds x the per-second rate of the mode (Kling bills the duration asked

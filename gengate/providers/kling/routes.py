@@ -4,9 +4,7 @@ own tasks of that kind, newest first). Every reply is Kling's envelope; auth is 
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-import weakref
 from typing import Any
 
 from pydantic import BaseModel
@@ -39,11 +37,6 @@ BODIES: dict[str, type[BaseModel]] = {"text2video": KlingText2VideoRequest, "ima
                                       "image_generation": KlingImageRequest}
 SUMMARIES = {"text2video": "text-to-video task", "image2video": "image-to-video task",
              "image_generation": "image generation task"}
-
-
-# One lock per (key, external_task_id) while a create that names it runs: two concurrent creates with
-# the same value in one process cannot both pass the uniqueness check (the second sees the first).
-_CREATING: weakref.WeakValueDictionary[tuple[int, str], asyncio.Lock] = weakref.WeakValueDictionary()
 
 
 def envelope(data: Any) -> JSONResponse:
@@ -89,13 +82,9 @@ def routes(ctx: AppContext) -> list[BaseRoute]:
         async def create(request: Request) -> Response:
             key = await key_of(request)
             body = await read_json(request, ctx.settings.max_media_body_bytes)
-            external = body.get("external_task_id") if isinstance(body, dict) else None
-            if not isinstance(external, str):
-                view = await create_task(ctx, request, key, bound, route=f"kling:{path}", body=body)
-                return envelope(adaptor.render(view))
-            lock = _CREATING.setdefault((key.id, external), asyncio.Lock())
-            async with lock:
-                view = await create_task(ctx, request, key, bound, route=f"kling:{path}", body=body)
+            # A client's external_task_id is unique per key: the engine checks it in the insert's
+            # transaction (UniqueField), so racing creates on any processes cannot both pass.
+            view = await create_task(ctx, request, key, bound, route=f"kling:{path}", body=body)
             return envelope(adaptor.render(view))
 
         async def get(request: Request) -> Response:
