@@ -1,11 +1,11 @@
 """Zhipu GLM: `zhipu` channels serve the synchronous relay (routes.py: chat) and the task engine
-(video.py: CogVideoX). Chat models are priced as tokens under the relay's price names
+(tasks.py: CogVideoX videos and asynchronous chats). Chat models are priced as tokens under the relay's price names
 (`openai:tokens:<model>:input|output`, credits per million); videos per started 5 seconds."""
 
 from __future__ import annotations
 
 from gengate.providers.zhipu.images import PRICES as IMAGE_PRICES
-from gengate.providers.zhipu.video import ZhipuVideoAdaptor
+from gengate.providers.zhipu.tasks import ZhipuTaskAdaptor
 
 PRICES: dict[str, int] = {
     "openai:tokens:glm-4-flash:input": 100_000,
@@ -16,6 +16,6 @@ PRICES: dict[str, int] = {
     "openai:tokens:glm-4.5:output": 1_400_000,
 }
 
-ADAPTORS = [ZhipuVideoAdaptor()]
+ADAPTORS = [ZhipuTaskAdaptor()]
 CHANNEL_PROVIDERS = ("zhipu",)
 EXTRA_PRICES = [PRICES, IMAGE_PRICES]

@@ -1,7 +1,7 @@
 """The Zhipu GLM emulator (zhipu.md §9), written from the spec alone: chat completions in GLM's own
 shape (no `object`, `id` = `request_id`, role repeated in every delta, usage on the last chunk),
 GLM's error envelope `{"error": {"code": "1211", "message"}}` and its codes, every fault rule (op
-`create`).
+`create`); videos and asynchronous chats (the sync chat's answer, later) read at `/async-result/{id}`.
 
 Auth (zhipu.md §1): `Bearer {id}.{secret}` (a raw key) or `Bearer <JWT>` signed HS256 with the
 secret, header `sign_type: SIGN`, payload `{"api_key": id, "exp": ms, "timestamp": ms}`; the
@@ -86,6 +86,25 @@ def _bad(message: str, code: str = "1214") -> ProviderError:
     return ProviderError(400, message, code)
 
 
+def _check_chat(body: dict[str, Any]) -> str:
+    """A chat body's model, or GLM's error for the body (sync and async chat alike)."""
+    model = body.get("model")
+    if model is None:
+        raise _bad("Missing required parameter: model", "1213")
+    if not isinstance(model, str):
+        raise _bad("Illegal parameter: model")
+    messages = body.get("messages")
+    if messages is None:
+        raise _bad("Missing required parameter: messages", "1213")
+    if not isinstance(messages, list) or not messages or not all(isinstance(m, dict) for m in messages):
+        raise _bad("Illegal parameter: messages")
+    if model not in CHAT_MODELS:
+        raise ProviderError(400, "Model not found", "1211")
+    if len(_text(messages)) > MAX_PROMPT_CHARS:
+        raise ProviderError(400, "Prompt exceeds max length", "1261")
+    return model
+
+
 class _Chat:
     def __init__(self, body: dict[str, Any]) -> None:
         prompt = _text(body["messages"])
@@ -117,6 +136,17 @@ class _Chat:
             self.finish = "length"
         self.completion_tokens = len(parts)
 
+    def result(self) -> dict[str, Any]:
+        """`choices`, `usage` (and `web_search`) of the non-stream reply."""
+        message: dict[str, Any] = {"role": "assistant", "content": self.content}
+        if self.tool_calls:
+            message["tool_calls"] = self.tool_calls
+        out: dict[str, Any] = {"choices": [{"index": 0, "finish_reason": self.finish, "message": message}],
+                               "usage": _usage(self.prompt_tokens, self.completion_tokens)}
+        if self.web_search is not None:
+            out["web_search"] = self.web_search
+        return out
+
 
 class ZhipuEmulator:
     provider: ClassVar[str] = "zhipu"
@@ -127,6 +157,7 @@ class ZhipuEmulator:
         api = _Api(ctx)
         return [Route("/api/paas/v4/chat/completions", api.chat, methods=["POST"]),
                 Route("/api/paas/v4/images/generations", api.images, methods=["POST"]),
+                Route("/api/paas/v4/async/chat/completions", api.create_async_chat, methods=["POST"]),
                 Route("/api/paas/v4/videos/generations", api.create_video, methods=["POST"]),
                 Route("/api/paas/v4/async-result/{task_id}", api.async_result, methods=["GET"])]
 
@@ -146,35 +177,35 @@ class _Api:
         if fault is not None:
             return fault
         body = await read_json(request)
-        model = body.get("model")
-        if model is None:
-            raise _bad("Missing required parameter: model", "1213")
-        if not isinstance(model, str):
-            raise _bad("Illegal parameter: model")
-        messages = body.get("messages")
-        if messages is None:
-            raise _bad("Missing required parameter: messages", "1213")
-        if not isinstance(messages, list) or not messages or not all(isinstance(m, dict) for m in messages):
-            raise _bad("Illegal parameter: messages")
-        if model not in CHAT_MODELS:
-            raise ProviderError(400, "Model not found", "1211")
-        if len(_text(messages)) > MAX_PROMPT_CHARS:
-            raise ProviderError(400, "Prompt exceeds max length", "1261")
+        model = _check_chat(body)
         chat = _Chat(body)
         call_id = digits_id(20)
         created = int(self.ctx.now())
         if body.get("stream"):
             return await self.ctx.stream_call(request, secret, _paced(_chunks(chat, call_id, created, model)))
-        message: dict[str, Any] = {"role": "assistant", "content": chat.content}
-        if chat.tool_calls:
-            message["tool_calls"] = chat.tool_calls
         reply: dict[str, Any] = {"id": call_id, "request_id": body.get("request_id") or call_id,
-                                 "created": created, "model": model,
-                                 "choices": [{"index": 0, "finish_reason": chat.finish, "message": message}],
-                                 "usage": _usage(chat.prompt_tokens, chat.completion_tokens)}
-        if chat.web_search is not None:
-            reply["web_search"] = chat.web_search
+                                 "created": created, "model": model, **chat.result()}
         return await self.ctx.answer_call(request, secret, reply)
+
+    async def create_async_chat(self, request: Request) -> Response:
+        """Async chat (§3.4): the same body and answer as the sync chat, read from `/async-result/{id}`
+        once the job's seconds have passed (PROCESSING until then)."""
+        ctx = self.ctx
+        secret = ctx.authenticate(request, GLM_AUTH, "Authentication failed: invalid token.")
+        if (fault := await ctx.before(request, "create", secret)) is not None:
+            return fault
+        body = await read_json(request)
+        model = _check_chat(body)
+        task_id = digits_id(19)
+        data = {"kind": "chat", "model": model, "request_id": body.get("request_id") or task_id,
+                "created": int(ctx.now()), **_Chat(body).result()}
+        task = ctx.new_task(task_id, secret, data)
+        if not ctx.accept(task, fail_code="1301", fail_message="The chat completion failed a content check."):
+            raise ProviderError(429, "High concurrency, please retry later.", "1302")
+        if (fault := await ctx.after_accept(request, secret)) is not None:
+            return fault
+        return json_response({"id": task_id, "request_id": data["request_id"], "model": model,
+                              "task_status": "PROCESSING"})
 
 
     async def images(self, request: Request) -> Response:
@@ -253,6 +284,11 @@ class _Api:
                                    "task_status": "PROCESSING"}
             if ctx.unknown_state(secret):
                 out["task_status"] = "QUEUING"
+            elif progress.phase is Phase.SUCCEEDED and data.get("kind") == "chat":
+                out.update({"id": task.id, "task_status": "SUCCESS", "created": data["created"],
+                            "choices": data["choices"], "usage": data["usage"]})
+                if data.get("web_search") is not None:
+                    out["web_search"] = data["web_search"]
             elif progress.phase is Phase.SUCCEEDED:
                 w, h = max(16, data["width"] // 2 * 2), max(16, data["height"] // 2 * 2)
                 out["task_status"] = "SUCCESS"

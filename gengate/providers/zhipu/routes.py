@@ -1,6 +1,7 @@
 """Zhipu GLM in its own v4 shape under `/api/paas/v4` (zhipu.md): chat completions (stream and not),
 relayed to `zhipu` channels through the OpenAI family's relay (failover, cooldown, token billing)
-with GLM's auth per channel (auth.py) and GLM's error envelope (errors.py)."""
+with GLM's auth per channel (auth.py) and GLM's error envelope (errors.py); videos and asynchronous
+chats through the task engine (tasks.py), both read at `/async-result/{id}`."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from gengate.providers.zhipu import bodies, images
 from gengate.providers.zhipu.auth import GLMAuth
 from gengate.providers.zhipu.errors import GLMError, glm_error
 from gengate.providers.zhipu.schemas import AsyncTask, ChatReply, ChatRequest, ImagesReply, ImagesRequest, VideoRequest
-from gengate.providers.zhipu.video import ZhipuVideoAdaptor
+from gengate.providers.zhipu.tasks import ZhipuTaskAdaptor
 from gengate.web.context import AppContext
 from gengate.web.family import Family
 from gengate.web.tasks import create_task, read_task
@@ -96,12 +97,18 @@ class ZhipuRoutes(OpenAIRoutes):
 def routes(ctx: AppContext) -> list[BaseRoute]:
     api = ZhipuRoutes(ctx)
     adaptor = ctx.adaptors[PROVIDER]
-    assert isinstance(adaptor, ZhipuVideoAdaptor)
+    assert isinstance(adaptor, ZhipuTaskAdaptor)
+    chat_adaptor = adaptor.for_chat()
 
     async def create_video(request: Request) -> Response:
         key = await api.key(request)
         view = await create_task(ctx, request, key, adaptor, route="zhipu:/videos/generations",
                                  body_limit=ctx.settings.max_media_body_bytes)
+        return JSONResponse(adaptor.render(view))
+
+    async def create_async_chat(request: Request) -> Response:
+        key = await api.key(request)
+        view = await create_task(ctx, request, key, chat_adaptor, route="zhipu:/async/chat/completions")
         return JSONResponse(adaptor.render(view))
 
     async def async_result(request: Request) -> Response:
@@ -120,7 +127,10 @@ def routes(ctx: AppContext) -> list[BaseRoute]:
         FAMILY.route("/videos/generations", create_video, ["POST"], name="create_video",
                      summary="CogVideoX video (asynchronous: poll /async-result/{id})", body=VideoRequest,
                      reply=AsyncTask),
+        FAMILY.route("/async/chat/completions", create_async_chat, ["POST"], name="create_async_chat_completion",
+                     summary="GLM chat completion, asynchronous: poll /async-result/{id}", body=ChatRequest,
+                     reply=AsyncTask),
         FAMILY.route("/async-result/{task_id}", async_result, ["GET"], name="async_result",
-                     summary="An asynchronous task's result", reply=AsyncTask),
+                     summary="An asynchronous task's result (a video or a chat)", reply=AsyncTask),
     ]
     return [*family_routes, FAMILY.fallback(family_routes)]

@@ -56,3 +56,5 @@ class AsyncTask(_Open):
     request_id: str | None = None
     task_status: str = Field(examples=["PROCESSING"])
     video_result: list[dict[str, str]] | None = None
+    choices: list[dict[str, Any]] | None = None  # a finished asynchronous chat
+    usage: dict[str, Any] | None = None

@@ -33,6 +33,7 @@ DURATIONS = (5, 10)
 # Credits (US$0.000001) per started 5 seconds of video; an unknown model is priced as cogvideox-3.
 PRICES: dict[str, int] = {"zhipu:cogvideox-3:5s": 140_000, "zhipu:cogvideox-flash:5s": 20_000}
 AUTH = GLMAuth()
+FAILED = {"video": "the video generation failed", "chat": "the chat completion failed"}  # without GLM's error
 
 
 def _glm_code(reply: HttpReply) -> tuple[str, str]:
@@ -143,7 +144,7 @@ class ZhipuVideoAdaptor:
         if state is S.FAILED:
             err = body.get("error") if isinstance(body.get("error"), dict) else {}
             return Progress(S.FAILED, raw, reply=body, error_code=str(err.get("code") or "FAIL"),
-                            error_message=str(err.get("message") or "the video generation failed"))
+                            error_message=str(err.get("message") or FAILED.get(ref.action, "the task failed")))
         return Progress(S.RUNNING, raw, reply=body)
 
     def render(self, task: TaskView) -> dict[str, Any]:
