@@ -5,6 +5,7 @@ GLM's 4xx and free; an unknown id, or another key's, is GLM's 404."""
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 
@@ -123,3 +124,37 @@ def test_unknown_id_is_glm_404(server) -> None:
     """)
     error = out["error"]
     assert error["status"] == 404 and error["body"]["error"]["code"] == "1222", out
+
+
+async def test_raw_async_chat_echoes_request_id_and_passes_tools(server, http: aiohttp.ClientSession) -> None:
+    key = server.make_key(credits=START)
+    tools = [{"type": "web_search", "web_search": {"enable": True, "search_engine": "search_std"}}]
+    body = {"model": "glm-4-flash", "messages": [{"role": "user", "content": "search it"}], "tools": tools,
+            "request_id": "my-req-1", "max_tokens": 3}
+    async with http.post(server.url + "/api/paas/v4/async/chat/completions", json=body, headers=_auth(key)) as resp:
+        submit = await resp.json()
+        assert resp.status == 200, submit
+    assert submit["request_id"] == "my-req-1" and submit["task_status"] == "PROCESSING" and "choices" not in submit
+    url = f"{server.url}/api/paas/v4/async-result/{submit['id']}"
+    end = time.monotonic() + 60
+    while True:
+        async with http.get(url, headers=_auth(key)) as resp:
+            result = await resp.json()
+            assert resp.status == 200, result
+        if result["task_status"] != "PROCESSING" or time.monotonic() > end:
+            break
+        await asyncio.sleep(0.3)
+    assert result["task_status"] == "SUCCESS" and result["request_id"] == "my-req-1", result
+    assert result["web_search"][0]["link"]  # the web_search tool reached the upstream
+    choice = result["choices"][0]
+    assert choice["finish_reason"] == "length" and len(choice["message"]["content"].split(" ")) == 3, choice
+    assert "video_result" not in result
+
+
+async def test_async_chat_without_credit_is_1113(server) -> None:
+    _, poor = server.make_named_key(credits=0)
+    body = {"model": "glm-4-flash", "messages": [{"role": "user", "content": "hi"}]}
+    async with aiohttp.ClientSession() as fresh, fresh.post(  # the CLI took a while: no idle keep-alive
+            server.url + "/api/paas/v4/async/chat/completions", json=body, headers=_auth(poor)) as resp:
+        got = await resp.json()
+        assert resp.status == 429 and got["error"]["code"] == "1113", got
