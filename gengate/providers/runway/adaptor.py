@@ -38,7 +38,8 @@ S = TaskState
 API_VERSION = "2024-11-06"  # what gengate sends upstream unless the channel says otherwise (`--option version=`)
 CREDIT = 10_000  # gengate credits in one Runway credit (US$0.01)
 INLINE_THRESHOLD = 64 * 1024  # a data URI longer than this is stashed out of the stored request
-ACTIONS = {"image_to_video": rules.check_image_to_video, "text_to_image": rules.check_text_to_image}
+ACTIONS = {"image_to_video": rules.check_image_to_video, "text_to_image": rules.check_text_to_image,
+           "text_to_video": rules.check_text_to_video}
 
 # Upstream status → gengate state; anything else keeps polling (and is logged).
 STATES: dict[str, TaskState] = {
@@ -48,10 +49,17 @@ STATES: dict[str, TaskState] = {
 _LIVE = ("PENDING", "THROTTLED", "RUNNING")
 
 # Shipped prices (gengate credits): Runway's own rates, 5 credits a second for gen4_turbo and
-# gen3a_turbo; gen4_image 5 credits at 720p, 8 at 1080p; gen4_image_turbo 2 per image.
+# gen3a_turbo; gen4_image 5 credits at 720p, 8 at 1080p; gen4_image_turbo 2 per image. Text to video
+# (Runway's published API rates; runway.md gives none): gen4.5 12 credits a second; veo3.1 20 a second,
+# 40 with audio; veo3.1_fast 10, 15 with audio (`:audio`: the rate of a video with sound).
 PRICES: dict[str, int] = {
     "runway:video_second:gen4_turbo": 5 * CREDIT,
     "runway:video_second:gen3a_turbo": 5 * CREDIT,
+    "runway:video_second:gen4.5": 12 * CREDIT,
+    "runway:video_second:veo3.1": 20 * CREDIT,
+    "runway:video_second:veo3.1:audio": 40 * CREDIT,
+    "runway:video_second:veo3.1_fast": 10 * CREDIT,
+    "runway:video_second:veo3.1_fast:audio": 15 * CREDIT,
     "runway:image:gen4_image:720p": 5 * CREDIT,
     "runway:image:gen4_image:1080p": 8 * CREDIT,
     "runway:image:gen4_image_turbo:720p": 2 * CREDIT,
@@ -131,15 +139,18 @@ class RunwayAdaptor:
                         upstream_request=json.loads(json.dumps(stored)), units=checked.units)
 
     def price(self, units: Mapping[str, float], prices: PriceTable) -> int:
-        """Whole seconds of video at the model's rate, or one image at the model's rate for its
-        resolution; never below 1."""
+        """Whole seconds of video at the model's rate (its `:audio` rate for a video with sound), or one
+        image at the model's rate for its resolution; never below 1."""
         model = _unit(units, "model:", "gen4_turbo")
         if units.get("images"):
             res = _unit(units, "res:", "1080p")
             per = prices.get(f"runway:image:{model}:{res}", prices["runway:image:gen4_image:1080p"])
             return max(1, per * max(1, math.ceil(units["images"])))
         seconds = max(1, math.ceil(units.get("seconds", 0) - 1e-9))
-        return max(1, prices.get(f"runway:video_second:{model}", prices["runway:video_second:gen4_turbo"]) * seconds)
+        per = prices.get(f"runway:video_second:{model}", prices["runway:video_second:gen4_turbo"])
+        if units.get("audio"):
+            per = prices.get(f"runway:video_second:{model}:audio", per)
+        return max(1, per * seconds)
 
     def final_price(self, units: Mapping[str, float], outputs: tuple[OutputSpec, ...], prices: PriceTable) -> int:
         """A Runway video is the duration asked for; an image task is billed per image produced."""

@@ -1,7 +1,7 @@
 """Emulated Runway upstream (runway.md), written from the spec alone.
 
 Served below `/runway` by the emulator app, so a channel's base URL is `http://HOST:P/runway` and
-Runway's own paths follow: `POST /v1/image_to_video`, `POST /v1/text_to_image`,
+Runway's own paths follow: `POST /v1/image_to_video`, `POST /v1/text_to_video`, `POST /v1/text_to_image`,
 `GET /v1/tasks/{id}`, `DELETE /v1/tasks/{id}` (cancel a live task, delete an ended one; 404 after),
 `GET /v1/organization`. Every call needs `Authorization: Bearer <secret>` and a supported
 `X-Runway-Version`. It must not import gengate's Runway adaptor: a misread of the format must not
@@ -50,6 +50,14 @@ VIDEO: dict[str, tuple[tuple[str, ...], tuple[int, ...], int, tuple[str, ...]]] 
     "gen4_turbo": (("1280:720", "720:1280", "1104:832", "832:1104", "960:960", "1584:672"), (5, 10), 5, ("first",)),
     "gen3a_turbo": (("1280:768", "768:1280"), (5, 10), 5, ("first", "last")),
 }
+# text_to_video (runway.md §3.2, `runwayml` 5.24): ratios, durations, default duration (None: required),
+# credits a second without / with audio (None: the model has no audio).
+_VEO = ("1280:720", "720:1280", "1080:1920", "1920:1080")
+TEXT_VIDEO: dict[str, tuple[tuple[str, ...], tuple[int, ...], int | None, int, int | None]] = {
+    "gen4.5": (("1280:720", "720:1280"), tuple(range(2, 11)), None, 12, None),
+    "veo3.1": (_VEO, (4, 6, 8), 8, 20, 40),
+    "veo3.1_fast": (_VEO, (4, 6, 8), 8, 10, 15),
+}
 IMAGE_720P = ("1280:720", "720:1280", "720:720", "960:720", "720:960", "1680:720")
 IMAGE_1080P = ("1920:1080", "1080:1920", "1024:1024", "1360:768", "1080:1080", "1168:880", "1440:1080", "1080:1440",
                "1808:768", "2112:912")
@@ -74,6 +82,7 @@ class RunwayEmulator:
         api = _Api(ctx)
         return [
             Route("/v1/image_to_video", api.image_to_video, methods=["POST"]),
+            Route("/v1/text_to_video", api.text_to_video, methods=["POST"]),
             Route("/v1/text_to_image", api.text_to_image, methods=["POST"]),
             Route("/v1/tasks/{task_id}", api.read, methods=["GET"]),
             Route("/v1/tasks/{task_id}", api.delete, methods=["DELETE"]),
@@ -114,6 +123,9 @@ class _Api:
     async def text_to_image(self, request: Request) -> Response:
         return await self._create(request, "text_to_image")
 
+    async def text_to_video(self, request: Request) -> Response:
+        return await self._create(request, "text_to_video")
+
     async def _create(self, request: Request, action: str) -> Response:
         ctx = self.ctx
         secret = self._secret(request)
@@ -121,7 +133,7 @@ class _Api:
             return reply
         body = await read_json(request)
         try:
-            plan = validate_video(body) if action == "image_to_video" else validate_image(body)
+            plan = VALIDATORS[action](body)
         except _Invalid as exc:
             return json_response({"error": VALIDATION, "issues": exc.issues, "docUrl": DOC_URL}, 400)
         task = ctx.new_task(uuid_id(), secret, {"action": action, **plan})
@@ -309,4 +321,35 @@ def validate_image(body: dict[str, Any]) -> dict[str, Any]:
     return {"model": model, "width": width, "height": height, "seconds": 0, "credits": credits}
 
 
+def validate_text_video(body: dict[str, Any]) -> dict[str, Any]:
+    issues: list[dict[str, Any]] = []
+    model = _model(body, TEXT_VIDEO, issues)
+    _common(body, issues, text_required=True)
+    ratio = body.get("ratio")
+    duration = body.get("duration")
+    audio = body.get("audio", True)
+    if model is not None:
+        ratios, durations, default, _, with_audio = TEXT_VIDEO[model]
+        if ratio not in ratios:
+            issues.append({"code": "invalid_value", "values": list(ratios), "path": ["ratio"],
+                           "message": "Invalid ratio"})
+        duration = default if duration is None else duration
+        if duration not in durations or isinstance(duration, bool):
+            issues.append({"code": "invalid_value", "values": list(durations), "path": ["duration"],
+                           "message": "Invalid duration" if duration is not None else "Required"})
+        if "audio" in body and (with_audio is None or not isinstance(audio, bool)):
+            issues.append(_issue(["audio"], "Unrecognized key or not a boolean", "invalid_type"))
+    if issues:
+        raise _Invalid(issues)
+    assert model is not None
+    seconds = int(duration)  # type: ignore[arg-type]  # checked against the model's durations above
+    _, _, _, silent, with_audio = TEXT_VIDEO[model]
+    rate = with_audio if with_audio is not None and audio is not False else silent
+    width, height = _size(str(ratio), SHORT_SIDE)
+    return {"model": model, "width": width, "height": height, "seconds": whole_frames(float(seconds), FPS),
+            "credits": rate * seconds}
+
+
+VALIDATORS = {"image_to_video": validate_video, "text_to_image": validate_image,
+              "text_to_video": validate_text_video}
 EMULATORS = [RunwayEmulator()]

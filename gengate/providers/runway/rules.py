@@ -267,3 +267,58 @@ def check_text_to_image(raw: Any) -> Checked:
     assert model is not None
     resolution = model.resolution(str(ratio))
     return Checked(model.name, {"images": 1.0, f"model:{model.name}": 1.0, f"res:{resolution}": 1.0})
+
+
+@dataclass(frozen=True)
+class TextVideoModel:
+    name: str
+    ratios: tuple[str, ...]
+    durations: tuple[int, ...]
+    default_duration: int | None  # None: `duration` is required
+    audio: bool  # whether the model takes `audio` (and `negativePrompt`)
+
+
+# runway.md §3.2 and the `runwayml` 5.24 `text_to_video` params: gen4.5 needs a duration of 2-10 s;
+# veo3.1 and veo3.1_fast take 4, 6 or 8 s (8 by default) and may add audio.
+_VEO_RATIOS = ("1280:720", "720:1280", "1080:1920", "1920:1080")
+TEXT_VIDEO_MODELS: dict[str, TextVideoModel] = {m.name: m for m in (
+    TextVideoModel("gen4.5", ("1280:720", "720:1280"), tuple(range(2, 11)), None, audio=False),
+    TextVideoModel("veo3.1", _VEO_RATIOS, (4, 6, 8), 8, audio=True),
+    TextVideoModel("veo3.1_fast", _VEO_RATIOS, (4, 6, 8), 8, audio=True),
+)}
+
+
+def check_text_to_video(raw: Any) -> Checked:
+    body = _body(raw)
+    issues = _Issues()
+    name = _model(body, TEXT_VIDEO_MODELS, issues)
+    model = TEXT_VIDEO_MODELS.get(name or "")
+    _prompt_text(body, issues, required=True)
+    _common(body, issues)
+    ratio = body.get("ratio")
+    if ratio is None:
+        issues.add(["ratio"], "Required", "invalid_type", expected="string")
+    elif model is not None and ratio not in model.ratios:
+        issues.invalid_value(["ratio"], model.ratios, f"ratio must be one of {', '.join(model.ratios)}")
+    duration = body.get("duration")
+    if model is not None:
+        if duration is None and model.default_duration is None:
+            issues.add(["duration"], "Required", "invalid_type", expected="integer")
+        elif duration is not None and (not _is_int(duration) or duration not in model.durations):
+            allowed = (f"an integer from {model.durations[0]} to {model.durations[-1]}" if len(model.durations) > 3
+                       else " or ".join(map(str, model.durations)))
+            issues.invalid_value(["duration"], model.durations, f"duration must be {allowed} (seconds)")
+    audio = body.get("audio")
+    if audio is not None and (not isinstance(audio, bool) or (model is not None and not model.audio)):
+        issues.add(["audio"], "audio must be a boolean, for the veo models only", "invalid_type", expected="boolean")
+    negative = body.get("negativePrompt")
+    if negative is not None and (not isinstance(negative, str) or (model is not None and not model.audio)):
+        issues.add(["negativePrompt"], "negativePrompt must be a string, for the veo models only", "invalid_type",
+                   expected="string")
+    issues.raise_if_any()
+    assert model is not None
+    seconds = float(duration if duration is not None else model.default_duration or 0)
+    units = {"seconds": seconds, f"model:{model.name}": 1.0}
+    if model.audio and audio is not False:  # Runway's veo models make sound unless told not to
+        units["audio"] = 1.0
+    return Checked(model.name, units)
