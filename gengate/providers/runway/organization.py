@@ -53,8 +53,8 @@ async def organization(conn: AsyncConnection, key: ClientKey) -> dict[str, Any]:
 
 
 def usage_window(body: Any, today: date) -> tuple[date, date]:
-    """`startDate` (default 30 days before today) and `beforeDate` (exclusive; default 30 days after
-    the start, at most 90), as Runway documents them, or a 400 with `issues`."""
+    """`startDate` (default: 29 days before today, or 30 before `beforeDate`) and `beforeDate`
+    (exclusive; default 30 days after the start, at most 90), or a 400 with `issues`."""
     if body is None:
         body = {}
     if not isinstance(body, dict):
@@ -65,7 +65,9 @@ def usage_window(body: Any, today: date) -> tuple[date, date]:
     before = _date(body, "beforeDate", issues)
     if issues:
         raise ValidationFailed(issues)
-    start = start or (today - timedelta(days=DEFAULT_DAYS) if before is None
+    # Without dates: the 30 days that end with today (Runway's literal defaults, start 30 days ago and
+    # end 30 days later exclusive, would leave today out).
+    start = start or (today - timedelta(days=DEFAULT_DAYS - 1) if before is None
                       else before - timedelta(days=DEFAULT_DAYS))
     before = before or start + timedelta(days=DEFAULT_DAYS)
     if before <= start:
