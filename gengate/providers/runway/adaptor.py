@@ -39,7 +39,8 @@ API_VERSION = "2024-11-06"  # what gengate sends upstream unless the channel say
 CREDIT = 10_000  # gengate credits in one Runway credit (US$0.01)
 INLINE_THRESHOLD = 64 * 1024  # a data URI longer than this is stashed out of the stored request
 ACTIONS = {"image_to_video": rules.check_image_to_video, "text_to_image": rules.check_text_to_image,
-           "text_to_video": rules.check_text_to_video}
+           "text_to_video": rules.check_text_to_video, "image_upscale": rules.check_image_upscale}
+IMAGE_ACTIONS = frozenset({"text_to_image", "image_upscale"})
 
 # Upstream status → gengate state; anything else keeps polling (and is logged).
 STATES: dict[str, TaskState] = {
@@ -51,7 +52,9 @@ _LIVE = ("PENDING", "THROTTLED", "RUNNING")
 # Shipped prices (gengate credits): Runway's own rates, 5 credits a second for gen4_turbo and
 # gen3a_turbo; gen4_image 5 credits at 720p, 8 at 1080p; gen4_image_turbo 2 per image. Text to video
 # (Runway's published API rates; runway.md gives none): gen4.5 12 credits a second; veo3.1 20 a second,
-# 40 with audio; veo3.1_fast 10, 15 with audio (`:audio`: the rate of a video with sound).
+# 40 with audio; veo3.1_fast 10, 15 with audio (`:audio`: the rate of a video with sound). Image
+# upscale: 10 credits an image, whatever the scale (gengate's own figure: neither runway.md nor the SDK
+# states a rate; override `runway:image:magnific_precision_upscaler_v2:upscale` in `[prices]`).
 PRICES: dict[str, int] = {
     "runway:video_second:gen4_turbo": 5 * CREDIT,
     "runway:video_second:gen3a_turbo": 5 * CREDIT,
@@ -64,6 +67,7 @@ PRICES: dict[str, int] = {
     "runway:image:gen4_image:1080p": 8 * CREDIT,
     "runway:image:gen4_image_turbo:720p": 2 * CREDIT,
     "runway:image:gen4_image_turbo:1080p": 2 * CREDIT,
+    "runway:image:magnific_precision_upscaler_v2:upscale": 10 * CREDIT,
 }
 
 
@@ -195,7 +199,7 @@ class RunwayAdaptor:
             urls = [u for u in body.get("output") or [] if isinstance(u, str) and u]
             if not urls:  # success without a result is not a result: keep polling
                 return Progress(S.RUNNING, raw, reply=body, known=False)
-            kind = "image" if ref.action == "text_to_image" else "video"
+            kind = "image" if ref.action in IMAGE_ACTIONS else "video"
             outputs = tuple(OutputSpec(kind=kind, upstream_id=None, urls={"url": u}, meta={"index": i})
                             for i, u in enumerate(urls))
         progress: int | None = None

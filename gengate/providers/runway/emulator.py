@@ -2,6 +2,7 @@
 
 Served below `/runway` by the emulator app, so a channel's base URL is `http://HOST:P/runway` and
 Runway's own paths follow: `POST /v1/image_to_video`, `POST /v1/text_to_video`, `POST /v1/text_to_image`,
+`POST /v1/image_upscale`,
 `GET /v1/tasks/{id}`, `DELETE /v1/tasks/{id}` (cancel a live task, delete an ended one; 404 after),
 `GET /v1/organization`. Every call needs `Authorization: Bearer <secret>` and a supported
 `X-Runway-Version`. It must not import gengate's Runway adaptor: a misread of the format must not
@@ -12,12 +13,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import io
 import ipaddress
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
+from PIL import Image
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -62,6 +65,9 @@ IMAGE_720P = ("1280:720", "720:1280", "720:720", "960:720", "720:960", "1680:720
 IMAGE_1080P = ("1920:1080", "1080:1920", "1024:1024", "1360:768", "1080:1080", "1168:880", "1440:1080", "1080:1440",
                "1808:768", "2112:912")
 IMAGE: dict[str, tuple[int, int]] = {"gen4_image": (5, 8), "gen4_image_turbo": (2, 2)}
+UPSCALE_CREDITS = 10  # an image_upscale, whatever its scale (runway.md states no rate)
+UNKNOWN_INPUT = (512, 512)  # the size assumed for an image behind a URL (the emulator fetches nothing)
+MAX_SIDE = 4096  # upscaled images are drawn at most this long (in the same ratio)
 
 
 class _Invalid(Exception):
@@ -84,6 +90,7 @@ class RunwayEmulator:
             Route("/v1/image_to_video", api.image_to_video, methods=["POST"]),
             Route("/v1/text_to_video", api.text_to_video, methods=["POST"]),
             Route("/v1/text_to_image", api.text_to_image, methods=["POST"]),
+            Route("/v1/image_upscale", api.image_upscale, methods=["POST"]),
             Route("/v1/tasks/{task_id}", api.read, methods=["GET"]),
             Route("/v1/tasks/{task_id}", api.delete, methods=["DELETE"]),
             Route("/v1/organization", api.organization, methods=["GET"]),
@@ -122,6 +129,9 @@ class _Api:
 
     async def text_to_image(self, request: Request) -> Response:
         return await self._create(request, "text_to_image")
+
+    async def image_upscale(self, request: Request) -> Response:
+        return await self._create(request, "image_upscale")
 
     async def text_to_video(self, request: Request) -> Response:
         return await self._create(request, "text_to_video")
@@ -192,7 +202,7 @@ class _Api:
 
     def _output_url(self, task: TaskRecord, now: float) -> str:
         data = task.data
-        if data["action"] == "text_to_image":
+        if data["action"] in ("text_to_image", "image_upscale"):
             spec = MediaSpec("png", task.id, data["width"], data["height"])
             return self.ctx.media_url(spec, "output.png", now)
         spec = MediaSpec("mp4", task.id, data["width"], data["height"], data["seconds"], FPS)
@@ -350,6 +360,43 @@ def validate_text_video(body: dict[str, Any]) -> dict[str, Any]:
             "credits": rate * seconds}
 
 
-VALIDATORS = {"image_to_video": validate_video, "text_to_image": validate_image,
-              "text_to_video": validate_text_video}
+def _image_size(uri: str) -> tuple[int, int]:
+    """The pixel size of a data-URI image, else `UNKNOWN_INPUT`."""
+    match = DATA_URI.match(uri)
+    if match is None:
+        return UNKNOWN_INPUT
+    try:
+        with Image.open(io.BytesIO(base64.b64decode(uri[match.end():]))) as img:
+            return img.size
+    except (OSError, ValueError):
+        return UNKNOWN_INPUT
+
+
+def validate_image_upscale(body: dict[str, Any]) -> dict[str, Any]:
+    issues: list[dict[str, Any]] = []
+    model = _model(body, {"magnific_precision_upscaler_v2": None}, issues)
+    uri = body.get("imageUri")
+    _check_uri(uri, ["imageUri"], issues)
+    scale = body.get("scaleFactor", 2)
+    if scale not in (2, 4, 8, 16) or isinstance(scale, bool):
+        issues.append({"code": "invalid_value", "values": [2, 4, 8, 16], "path": ["scaleFactor"],
+                       "message": "Invalid scaleFactor"})
+    for name in ("sharpen", "smartGrain", "ultraDetail"):
+        value = body.get(name, 0)
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 100:
+            issues.append(_issue([name], f"{name} must be from 0 to 100", "invalid_type"))
+    if body.get("flavor", "photo") not in ("sublime", "photo", "photo_denoiser"):
+        issues.append({"code": "invalid_value", "values": ["sublime", "photo", "photo_denoiser"], "path": ["flavor"],
+                       "message": "Invalid flavor"})
+    if issues:
+        raise _Invalid(issues)
+    assert model is not None
+    width, height = (side * int(scale) for side in _image_size(str(uri)))
+    shrink = min(1.0, MAX_SIDE / max(width, height))
+    return {"model": model, "width": max(1, round(width * shrink)), "height": max(1, round(height * shrink)),
+            "seconds": 0, "credits": UPSCALE_CREDITS}
+
+
+VALIDATORS = {"image_to_video": validate_video, "text_to_image": validate_image, "text_to_video": validate_text_video,
+              "image_upscale": validate_image_upscale}
 EMULATORS = [RunwayEmulator()]

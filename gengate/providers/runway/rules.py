@@ -322,3 +322,37 @@ def check_text_to_video(raw: Any) -> Checked:
     if model.audio and audio is not False:  # Runway's veo models make sound unless told not to
         units["audio"] = 1.0
     return Checked(model.name, units)
+
+
+UPSCALE_IMAGE_MODELS = ("magnific_precision_upscaler_v2",)
+SCALE_FACTORS = (2, 4, 8, 16)
+UPSCALE_FLAVORS = ("sublime", "photo", "photo_denoiser")
+
+
+def _percent(body: Mapping[str, Any], names: Sequence[str], issues: _Issues) -> None:
+    for name in names:
+        value = body.get(name)
+        if value is not None and (not _is_int(value) or not 0 <= value <= 100):
+            issues.add([name], f"{name} must be an integer from 0 to 100", "invalid_type", expected="integer")
+
+
+def check_image_upscale(raw: Any) -> Checked:
+    """`image_upscale` (`runwayml` 5.24): `model`, `imageUri`, optional `scaleFactor` (2 by default),
+    `flavor`, `sharpen`, `smartGrain`, `ultraDetail`. One image, priced per image."""
+    body = _body(raw)
+    issues = _Issues()
+    name = _model(body, dict.fromkeys(UPSCALE_IMAGE_MODELS), issues)
+    if body.get("imageUri") is None:
+        issues.add(["imageUri"], "Required", "invalid_type", expected="string")
+    else:
+        media_uri(body.get("imageUri"), ["imageUri"], issues)
+    scale = body.get("scaleFactor")
+    if scale is not None and (not _is_int(scale) or scale not in SCALE_FACTORS or isinstance(scale, bool)):
+        issues.invalid_value(["scaleFactor"], SCALE_FACTORS, "scaleFactor must be 2, 4, 8 or 16")
+    flavor = body.get("flavor")
+    if flavor is not None and flavor not in UPSCALE_FLAVORS:
+        issues.invalid_value(["flavor"], UPSCALE_FLAVORS, f"flavor must be one of {', '.join(UPSCALE_FLAVORS)}")
+    _percent(body, ("sharpen", "smartGrain", "ultraDetail"), issues)
+    issues.raise_if_any()
+    assert name is not None
+    return Checked(name, {"images": 1.0, f"model:{name}": 1.0, "res:upscale": 1.0})

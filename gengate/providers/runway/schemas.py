@@ -71,6 +71,18 @@ class RunwayTextToVideo(_Open):
     contentModeration: RunwayContentModeration | None = None
 
 
+class RunwayImageUpscale(_Open):
+    """`POST /runway/v1/image_upscale`."""
+
+    model: Literal["magnific_precision_upscaler_v2"]
+    imageUri: str = Field(description="An HTTPS URL on a domain name, or an image data URI up to 5 MB")
+    scaleFactor: Literal[2, 4, 8, 16] | None = Field(default=None, description="2 by default")
+    flavor: Literal["sublime", "photo", "photo_denoiser"] | None = None
+    sharpen: int | None = Field(default=None, ge=0, le=100)
+    smartGrain: int | None = Field(default=None, ge=0, le=100)
+    ultraDetail: int | None = Field(default=None, ge=0, le=100)
+
+
 class RunwayModelLimits(BaseModel):
     maxConcurrentGenerations: int | None = None
     maxDailyGenerations: int | None = None
