@@ -39,7 +39,8 @@ API_VERSION = "2024-11-06"  # what gengate sends upstream unless the channel say
 CREDIT = 10_000  # gengate credits in one Runway credit (US$0.01)
 INLINE_THRESHOLD = 64 * 1024  # a data URI longer than this is stashed out of the stored request
 ACTIONS = {"image_to_video": rules.check_image_to_video, "text_to_image": rules.check_text_to_image,
-           "text_to_video": rules.check_text_to_video, "image_upscale": rules.check_image_upscale}
+           "text_to_video": rules.check_text_to_video, "image_upscale": rules.check_image_upscale,
+           "video_upscale": rules.check_video_upscale}
 IMAGE_ACTIONS = frozenset({"text_to_image", "image_upscale"})
 
 # Upstream status → gengate state; anything else keeps polling (and is logged).
@@ -54,7 +55,9 @@ _LIVE = ("PENDING", "THROTTLED", "RUNNING")
 # (Runway's published API rates; runway.md gives none): gen4.5 12 credits a second; veo3.1 20 a second,
 # 40 with audio; veo3.1_fast 10, 15 with audio (`:audio`: the rate of a video with sound). Image
 # upscale: 10 credits an image, whatever the scale (gengate's own figure: neither runway.md nor the SDK
-# states a rate; override `runway:image:magnific_precision_upscaler_v2:upscale` in `[prices]`).
+# states a rate; override `runway:image:magnific_precision_upscaler_v2:upscale` in `[prices]`). Video
+# upscale, a second of the input (gengate's own figures too): magnific_video_upscaler_creative 10,
+# enhance_frame_rate 2; 40 s are reserved and the seconds billed are Runway's reported cost at that rate.
 PRICES: dict[str, int] = {
     "runway:video_second:gen4_turbo": 5 * CREDIT,
     "runway:video_second:gen3a_turbo": 5 * CREDIT,
@@ -68,6 +71,8 @@ PRICES: dict[str, int] = {
     "runway:image:gen4_image_turbo:720p": 2 * CREDIT,
     "runway:image:gen4_image_turbo:1080p": 2 * CREDIT,
     "runway:image:magnific_precision_upscaler_v2:upscale": 10 * CREDIT,
+    "runway:video_second:magnific_video_upscaler_creative": 10 * CREDIT,
+    "runway:video_second:enhance_frame_rate": 2 * CREDIT,
 }
 
 
@@ -157,11 +162,19 @@ class RunwayAdaptor:
         return max(1, per * seconds)
 
     def final_price(self, units: Mapping[str, float], outputs: tuple[OutputSpec, ...], prices: PriceTable) -> int:
-        """A Runway video is the duration asked for; an image task is billed per image produced."""
+        """A Runway video is the duration asked for; an image task is billed per image produced; an
+        upscaled video by the seconds of input that Runway's reported cost stands for (at the shipped
+        rate, which is Runway's), else the reservation."""
         if not outputs:
             return 0
         if units.get("images"):
             return self.price({**units, "images": float(len(outputs))}, prices)
+        upstream = outputs[0].meta.get("credits")
+        if units.get("upscale") and isinstance(upstream, int | float) and not isinstance(upstream, bool):
+            rate = PRICES.get(f"runway:video_second:{_unit(units, 'model:', '')}", 0) / CREDIT
+            if rate > 0:
+                seconds = min(units.get("seconds", 0), max(1, math.ceil(upstream / rate - 1e-9)))
+                return self.price({**units, "seconds": float(seconds)}, prices)
         return self.price(units, prices)
 
     def build_submit(self, account: Account, ref: TaskRef) -> HttpCall:
@@ -200,7 +213,9 @@ class RunwayAdaptor:
             if not urls:  # success without a result is not a result: keep polling
                 return Progress(S.RUNNING, raw, reply=body, known=False)
             kind = "image" if ref.action in IMAGE_ACTIONS else "video"
-            outputs = tuple(OutputSpec(kind=kind, upstream_id=None, urls={"url": u}, meta={"index": i})
+            cost = (body.get("cost") or {}).get("credits") if isinstance(body.get("cost"), dict) else None
+            meta = {"credits": cost} if isinstance(cost, int | float) and not isinstance(cost, bool) else {}
+            outputs = tuple(OutputSpec(kind=kind, upstream_id=None, urls={"url": u}, meta={"index": i, **meta})
                             for i, u in enumerate(urls))
         progress: int | None = None
         share = body.get("progress")

@@ -2,7 +2,7 @@
 
 Served below `/runway` by the emulator app, so a channel's base URL is `http://HOST:P/runway` and
 Runway's own paths follow: `POST /v1/image_to_video`, `POST /v1/text_to_video`, `POST /v1/text_to_image`,
-`POST /v1/image_upscale`,
+`POST /v1/image_upscale`, `POST /v1/video_upscale`,
 `GET /v1/tasks/{id}`, `DELETE /v1/tasks/{id}` (cancel a live task, delete an ended one; 404 after),
 `GET /v1/organization`. Every call needs `Authorization: Bearer <secret>` and a supported
 `X-Runway-Version`. It must not import gengate's Runway adaptor: a misread of the format must not
@@ -15,11 +15,13 @@ import base64
 import binascii
 import io
 import ipaddress
+import math
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
+import av
 from PIL import Image
 from starlette.requests import Request
 from starlette.responses import Response
@@ -46,6 +48,7 @@ FPS = 8  # low, so that rendering stays fast
 SHORT_SIDE = 360  # videos are drawn small, in the ratio asked for (the reply states no size)
 MAX_DATA_URI = 5 * 1024 * 1024
 DATA_URI = re.compile(r"^data:image/(png|jpeg|jpg|webp|gif);base64,", re.IGNORECASE)
+VIDEO_DATA_URI = re.compile(r"^data:video/(mp4|quicktime|webm);base64,", re.IGNORECASE)
 
 # Per model: the ratios, durations (None: an image model) and credits (per second, or per image by
 # 720p/1080p), from runway.md §3.
@@ -68,6 +71,9 @@ IMAGE: dict[str, tuple[int, int]] = {"gen4_image": (5, 8), "gen4_image_turbo": (
 UPSCALE_CREDITS = 10  # an image_upscale, whatever its scale (runway.md states no rate)
 UNKNOWN_INPUT = (512, 512)  # the size assumed for an image behind a URL (the emulator fetches nothing)
 MAX_SIDE = 4096  # upscaled images are drawn at most this long (in the same ratio)
+# video_upscale: credits a second of input; an input behind a URL is taken as 5 s of 16:9.
+VIDEO_UPSCALE: dict[str, int] = {"magnific_video_upscaler_creative": 10, "enhance_frame_rate": 2}
+UNKNOWN_VIDEO = (640, 360, 5.0)
 
 
 class _Invalid(Exception):
@@ -91,6 +97,7 @@ class RunwayEmulator:
             Route("/v1/text_to_video", api.text_to_video, methods=["POST"]),
             Route("/v1/text_to_image", api.text_to_image, methods=["POST"]),
             Route("/v1/image_upscale", api.image_upscale, methods=["POST"]),
+            Route("/v1/video_upscale", api.video_upscale, methods=["POST"]),
             Route("/v1/tasks/{task_id}", api.read, methods=["GET"]),
             Route("/v1/tasks/{task_id}", api.delete, methods=["DELETE"]),
             Route("/v1/organization", api.organization, methods=["GET"]),
@@ -129,6 +136,9 @@ class _Api:
 
     async def text_to_image(self, request: Request) -> Response:
         return await self._create(request, "text_to_image")
+
+    async def video_upscale(self, request: Request) -> Response:
+        return await self._create(request, "video_upscale")
 
     async def image_upscale(self, request: Request) -> Response:
         return await self._create(request, "image_upscale")
@@ -210,14 +220,15 @@ class _Api:
 
 
 # ------------------------------------------------------------------------------------------- validation
-def _check_uri(value: Any, path: list[str | int], issues: list[dict[str, Any]]) -> None:
+def _check_uri(value: Any, path: list[str | int], issues: list[dict[str, Any]], pattern: re.Pattern[str] = DATA_URI
+               ) -> None:
     """What Runway can fetch: HTTPS on a domain name (`.invalid` hosts answer 404, as a missing
     asset would), or an image data URI up to 5 MB that decodes."""
     if not isinstance(value, str) or not value:
         issues.append(_issue(path, "Expected string", "invalid_type", expected="string"))
         return
     if value.lower().startswith("data:"):
-        match = DATA_URI.match(value)
+        match = pattern.match(value)
         try:
             raw = base64.b64decode(value[match.end():], validate=True) if match else None
         except (binascii.Error, ValueError):
@@ -397,6 +408,43 @@ def validate_image_upscale(body: dict[str, Any]) -> dict[str, Any]:
             "seconds": 0, "credits": UPSCALE_CREDITS}
 
 
+def _video_probe(uri: str) -> tuple[int, int, float]:
+    """(width, height, seconds) of a data-URI video, else `UNKNOWN_VIDEO`."""
+    match = VIDEO_DATA_URI.match(uri)
+    if match is None:
+        return UNKNOWN_VIDEO
+    try:
+        with av.open(io.BytesIO(base64.b64decode(uri[match.end():]))) as container:
+            stream = container.streams.video[0]
+            seconds = (container.duration / 1_000_000 if container.duration
+                       else float((stream.duration or 0) * (stream.time_base or 0)))
+            width, height = stream.codec_context.width, stream.codec_context.height
+    except (av.FFmpegError, IndexError, ValueError, OSError):
+        return UNKNOWN_VIDEO
+    if width <= 0 or height <= 0 or seconds <= 0:
+        return UNKNOWN_VIDEO
+    return width, height, seconds
+
+
+def validate_video_upscale(body: dict[str, Any]) -> dict[str, Any]:
+    issues: list[dict[str, Any]] = []
+    model = _model(body, VIDEO_UPSCALE, issues)
+    uri = body.get("videoUri")
+    _check_uri(uri, ["videoUri"], issues, VIDEO_DATA_URI)
+    if model == "enhance_frame_rate" and body.get("targetFramerate") not in (
+            "24", "25", "30", "48", "50", "60", "120", "23_98", "29_97", "59_94"):
+        issues.append(_issue(["targetFramerate"], "Invalid targetFramerate", "invalid_value"))
+    if model == "magnific_video_upscaler_creative" and body.get("resolution", "2k") not in ("720p", "1k", "2k", "4k"):
+        issues.append(_issue(["resolution"], "Invalid resolution", "invalid_value"))
+    if issues:
+        raise _Invalid(issues)
+    assert model is not None
+    width, height, seconds = _video_probe(str(uri))
+    width, height = _size(f"{width}:{height}", SHORT_SIDE)  # drawn small, in the input's ratio
+    return {"model": model, "width": width, "height": height, "seconds": whole_frames(seconds, FPS),
+            "credits": VIDEO_UPSCALE[model] * max(1, math.ceil(seconds - 1e-9))}
+
+
 VALIDATORS = {"image_to_video": validate_video, "text_to_image": validate_image, "text_to_video": validate_text_video,
-              "image_upscale": validate_image_upscale}
+              "image_upscale": validate_image_upscale, "video_upscale": validate_video_upscale}
 EMULATORS = [RunwayEmulator()]

@@ -27,6 +27,7 @@ from gengate.providers.runway.schemas import (
     RunwayTextToVideo,
     RunwayUsage,
     RunwayUsageQuery,
+    RunwayVideoUpscale,
 )
 from gengate.web.context import AppContext
 from gengate.web.family import Family, Handler
@@ -89,6 +90,8 @@ def routes(ctx: AppContext) -> list[BaseRoute]:
                      summary="Generate a video from text", body=RunwayTextToVideo, reply=RunwayCreated),
         FAMILY.route("/v1/image_upscale", creator("image_upscale"), ["POST"], name="image_upscale",
                      summary="Upscale an image", body=RunwayImageUpscale, reply=RunwayCreated),
+        FAMILY.route("/v1/video_upscale", creator("video_upscale"), ["POST"], name="video_upscale",
+                     summary="Upscale a video or raise its frame rate", body=RunwayVideoUpscale, reply=RunwayCreated),
         FAMILY.route("/v1/tasks/{task_id}", get, ["GET"], name="get_task", summary="Read a task", reply=RunwayTask),
         FAMILY.route("/v1/tasks/{task_id}", delete, ["DELETE"], name="delete_task",
                      summary="Cancel a live task or delete an ended one"),

@@ -22,6 +22,7 @@ MAX_PROMPT_UNITS = 1000  # UTF-16 code units
 MAX_DATA_URI_BYTES = 5 * 1024 * 1024
 MAX_SEED = 4_294_967_295
 DATA_URI = re.compile(r"^data:image/(png|jpeg|jpg|webp|gif);base64,", re.IGNORECASE)
+VIDEO_DATA_URI = re.compile(r"^data:video/(mp4|quicktime|webm);base64,", re.IGNORECASE)
 TAG = re.compile(r"^[A-Za-z][A-Za-z0-9_]{2,15}$")
 THRESHOLDS = ("auto", "low")
 
@@ -136,16 +137,18 @@ def _common(body: Mapping[str, Any], issues: _Issues) -> None:
                                  "publicFigureThreshold must be auto or low")
 
 
-def media_uri(value: Any, path: Sequence[str | int], issues: _Issues) -> None:
-    """An HTTPS URL on a domain name (Runway fetches it itself) or an image data URI up to 5 MB."""
+def media_uri(value: Any, path: Sequence[str | int], issues: _Issues, *, video: bool = False) -> None:
+    """An HTTPS URL on a domain name (Runway fetches it itself) or an image (`video`: a video) data
+    URI up to 5 MB."""
     if not isinstance(value, str) or not value:
         issues.add(path, "Expected a non-empty string (an HTTPS URL or a data URI)", "invalid_type",
                    expected="string")
         return
     if value[:5].lower() == "data:":
-        match = DATA_URI.match(value)
+        match = (VIDEO_DATA_URI if video else DATA_URI).match(value)
         if match is None:
-            issues.add(path, "A data URI must be data:image/(png|jpeg|webp|gif);base64,...")
+            issues.add(path, "A data URI must be data:video/(mp4|quicktime|webm);base64,..." if video
+                       else "A data URI must be data:image/(png|jpeg|webp|gif);base64,...")
             return
         payload = value[match.end():]
         if len(payload) * 3 // 4 > MAX_DATA_URI_BYTES:
@@ -356,3 +359,40 @@ def check_image_upscale(raw: Any) -> Checked:
     issues.raise_if_any()
     assert name is not None
     return Checked(name, {"images": 1.0, f"model:{name}": 1.0, "res:upscale": 1.0})
+
+
+# video_upscale (`runwayml` 5.24; runway.md §3.2): the input's length is unknown before Runway reads it,
+# so the longest input is reserved and the settlement follows the cost Runway reports.
+MAX_UPSCALE_SECONDS = 40
+UPSCALE_RESOLUTIONS = ("720p", "1k", "2k", "4k")
+VIDEO_FLAVORS = ("vivid", "natural")
+FRAME_RATES = ("24", "25", "30", "48", "50", "60", "120", "23_98", "29_97", "59_94")
+VIDEO_UPSCALE_MODELS = ("magnific_video_upscaler_creative", "enhance_frame_rate")
+
+
+def check_video_upscale(raw: Any) -> Checked:
+    body = _body(raw)
+    issues = _Issues()
+    name = _model(body, dict.fromkeys(VIDEO_UPSCALE_MODELS), issues)
+    if body.get("videoUri") is None:
+        issues.add(["videoUri"], "Required", "invalid_type", expected="string")
+    else:
+        media_uri(body.get("videoUri"), ["videoUri"], issues, video=True)
+    if name == "magnific_video_upscaler_creative":
+        if body.get("resolution") is not None and body["resolution"] not in UPSCALE_RESOLUTIONS:
+            issues.invalid_value(["resolution"], UPSCALE_RESOLUTIONS, "resolution must be 720p, 1k, 2k or 4k")
+        if body.get("flavor") is not None and body["flavor"] not in VIDEO_FLAVORS:
+            issues.invalid_value(["flavor"], VIDEO_FLAVORS, "flavor must be vivid or natural")
+        if body.get("fpsBoost") is not None and not isinstance(body["fpsBoost"], bool):
+            issues.add(["fpsBoost"], "Expected boolean", "invalid_type", expected="boolean")
+        _percent(body, ("creativity", "sharpen", "smartGrain"), issues)
+    elif name == "enhance_frame_rate":
+        rate = body.get("targetFramerate")
+        if rate is None:
+            issues.add(["targetFramerate"], "Required", "invalid_type", expected="string")
+        elif rate not in FRAME_RATES:
+            issues.invalid_value(["targetFramerate"], FRAME_RATES,
+                                 f"targetFramerate must be one of {', '.join(FRAME_RATES)}")
+    issues.raise_if_any()
+    assert name is not None
+    return Checked(name, {"seconds": float(MAX_UPSCALE_SECONDS), f"model:{name}": 1.0, "upscale": 1.0})

@@ -83,6 +83,21 @@ class RunwayImageUpscale(_Open):
     ultraDetail: int | None = Field(default=None, ge=0, le=100)
 
 
+class RunwayVideoUpscale(_Open):
+    """`POST /runway/v1/video_upscale`: `magnific_video_upscaler_creative` (`resolution`, `creativity`,
+    `flavor`, `fpsBoost`, `sharpen`, `smartGrain`) or `enhance_frame_rate` (`targetFramerate`)."""
+
+    model: Literal["magnific_video_upscaler_creative", "enhance_frame_rate"]
+    videoUri: str = Field(description="An HTTPS URL on a domain name, or a video data URI up to 5 MB")
+    resolution: Literal["720p", "1k", "2k", "4k"] | None = None
+    targetFramerate: Literal["24", "25", "30", "48", "50", "60", "120", "23_98", "29_97", "59_94"] | None = None
+    creativity: int | None = Field(default=None, ge=0, le=100)
+    flavor: Literal["vivid", "natural"] | None = None
+    fpsBoost: bool | None = None
+    sharpen: int | None = Field(default=None, ge=0, le=100)
+    smartGrain: int | None = Field(default=None, ge=0, le=100)
+
+
 class RunwayModelLimits(BaseModel):
     maxConcurrentGenerations: int | None = None
     maxDailyGenerations: int | None = None
