@@ -5,6 +5,7 @@ without audio), Runway's 400 with `issues` before anything is saved, charged or 
 
 from __future__ import annotations
 
+import openai
 import pytest
 import runwayml
 from harness.runway import RunwayRaw, assert_runway_error, download, probe_mp4, sdk
@@ -117,3 +118,23 @@ async def test_a_failed_text_to_video_is_refunded(setup, fast_polls):
     failed = err.value.task_details
     assert isinstance(failed, Failed) and failed.cost.credits == 0 and failed.failure_code, failed
     assert server.credits(name) == 1_000_000
+
+
+@pytest.mark.filterwarnings("ignore:The Sora API:DeprecationWarning")
+async def test_v1_videos_serves_the_text_to_video_models(setup):
+    """The `/v1/videos` table's Runway text-to-video entries, with the `openai` SDK: seconds rounded up
+    to the model's durations, the size's ratio, a playable MP4, a Runway task with Runway's price."""
+    server, _ = setup
+    name, key = server.make_named_key(credits=5_000_000)
+    client = openai.AsyncOpenAI(base_url=server.url + "/v1", api_key=key, max_retries=0, timeout=30)
+    video = await client.videos.create(model="veo3.1_fast", prompt="a lighthouse at night", seconds="5",
+                                       size="720x1280")
+    assert video.seconds == "6" and video.model == "veo3.1_fast", video
+    done = await client.videos.poll(video.id, poll_interval_ms=200)
+    assert done.status == "completed", done
+    width, height, seconds = probe_mp4((await client.videos.download_content(video.id)).content)
+    assert width * 1280 == height * 720 and abs(seconds - 6) <= 0.3, (width, height, seconds)
+    assert server.credits(name) == 5_000_000 - 6 * 15 * CREDIT  # with sound, as Runway's default
+    with pytest.raises(openai.BadRequestError):  # text only: no input_reference
+        await client.videos.create(model="gen4.5", prompt="x", seconds="4",
+                                   input_reference=("f.png", b"\x89PNG\r\n\x1a\n", "image/png"))
