@@ -1,5 +1,5 @@
 """`GET /runway/v1/organization` and `POST /runway/v1/organization/usage` through the official
-`runwayml` SDK (5.24.0) on `gengate serve --sandbox` (SQLite): the calling key as Runway's organization,
+`runwayml` SDK (5.24.0) on `gengate serve --sandbox` (SQLite and PostgreSQL): the calling key as Runway's organization,
 in Runway credits (10,000 gengate credits each), its tasks of the last day and its net credits per
 day and model; bad dates are Runway's 400 with `issues`."""
 
@@ -18,8 +18,8 @@ CREDIT = 10_000
 
 
 @pytest.fixture(scope="module")
-def server(make_server):
-    return make_server()
+def server(sandbox_server):
+    return sandbox_server
 
 
 @pytest.fixture
