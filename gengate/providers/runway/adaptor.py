@@ -76,6 +76,13 @@ PRICES: dict[str, int] = {
 }
 
 
+# The action a model's create is, for views that do not fix it by path (image_to_video otherwise).
+_ACTION_OF: dict[str, str] = {
+    **dict.fromkeys(rules.IMAGE_MODELS, "text_to_image"), **dict.fromkeys(rules.TEXT_VIDEO_MODELS, "text_to_video"),
+    **dict.fromkeys(rules.UPSCALE_IMAGE_MODELS, "image_upscale"),
+    **dict.fromkeys(rules.VIDEO_UPSCALE_MODELS, "video_upscale")}
+
+
 def iso_ms(ts: float) -> str:
     """ISO-8601 with milliseconds and `Z`, as Runway writes timestamps."""
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
@@ -134,11 +141,11 @@ class RunwayAdaptor:
 
     # ------------------------------------------------------------ create
     async def prepare(self, body: Any, resolver: Resolver) -> Prepared:
-        """A create whose action follows from its model (`gen4_image` draws an image, `gen4_turbo`
-        animates one), for other views such as `/v1/videos`; Runway's own routes fix the action by path
-        (`ActionAdaptor`)."""
+        """A create whose action follows from its model (`gen4_image` draws an image, `gen4.5` films
+        a text, `gen4_turbo` animates an image), for other views such as `/v1/videos`; Runway's own
+        routes fix the action by path (`ActionAdaptor`)."""
         model = body.get("model") if isinstance(body, dict) else None
-        action = "text_to_image" if isinstance(model, str) and model in rules.IMAGE_MODELS else "image_to_video"
+        action = _ACTION_OF.get(model, "image_to_video") if isinstance(model, str) else "image_to_video"
         return await self.prepare_action(action, body, resolver)
 
     async def prepare_action(self, action: str, request: Any, resolver: Resolver) -> Prepared:

@@ -235,3 +235,15 @@ def test_a_succeeded_poll_keeps_runways_cost_for_the_settlement():
     ref_img = TaskRef(upstream_id=REF.upstream_id, action="image_upscale", model="magnific_precision_upscaler_v2",
                       upstream_request={}, marker="m")
     assert A.parse_poll(reply(200, body), ref_img).outputs[0].kind == "image"
+
+
+@pytest.mark.parametrize(("body", "action"), [
+    ({"model": "gen4.5", "promptText": "x", "ratio": "1280:720", "duration": 5}, "text_to_video"),
+    ({"model": "gen4_image", "promptText": "x", "ratio": "1280:720"}, "text_to_image"),
+    ({"model": "magnific_precision_upscaler_v2", "imageUri": "https://x.example/a.png"}, "image_upscale"),
+    ({"model": "enhance_frame_rate", "videoUri": "https://x.example/a.mp4", "targetFramerate": "30"},
+     "video_upscale"),
+    ({"model": "gen4_turbo", "promptImage": "https://x.example/a.png", "ratio": "960:960"}, "image_to_video"),
+])
+async def test_prepare_without_a_path_takes_the_action_from_the_model(body, action):
+    assert (await A.prepare(body, NoStash())).action == action
