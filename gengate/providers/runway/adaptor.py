@@ -38,7 +38,10 @@ S = TaskState
 API_VERSION = "2024-11-06"  # what gengate sends upstream unless the channel says otherwise (`--option version=`)
 CREDIT = 10_000  # gengate credits in one Runway credit (US$0.01)
 INLINE_THRESHOLD = 64 * 1024  # a data URI longer than this is stashed out of the stored request
-ACTIONS = {"image_to_video": rules.check_image_to_video, "text_to_image": rules.check_text_to_image}
+ACTIONS = {"image_to_video": rules.check_image_to_video, "text_to_image": rules.check_text_to_image,
+           "text_to_video": rules.check_text_to_video, "image_upscale": rules.check_image_upscale,
+           "video_upscale": rules.check_video_upscale}
+IMAGE_ACTIONS = frozenset({"text_to_image", "image_upscale"})
 
 # Upstream status → gengate state; anything else keeps polling (and is logged).
 STATES: dict[str, TaskState] = {
@@ -48,15 +51,36 @@ STATES: dict[str, TaskState] = {
 _LIVE = ("PENDING", "THROTTLED", "RUNNING")
 
 # Shipped prices (gengate credits): Runway's own rates, 5 credits a second for gen4_turbo and
-# gen3a_turbo; gen4_image 5 credits at 720p, 8 at 1080p; gen4_image_turbo 2 per image.
+# gen3a_turbo; gen4_image 5 credits at 720p, 8 at 1080p; gen4_image_turbo 2 per image. Text to video
+# (Runway's published API rates; runway.md gives none): gen4.5 12 credits a second; veo3.1 20 a second,
+# 40 with audio; veo3.1_fast 10, 15 with audio (`:audio`: the rate of a video with sound). Image
+# upscale: 10 credits an image, whatever the scale (gengate's own figure: neither runway.md nor the SDK
+# states a rate; override `runway:image:magnific_precision_upscaler_v2:upscale` in `[prices]`). Video
+# upscale, a second of the input (gengate's own figures too): magnific_video_upscaler_creative 10,
+# enhance_frame_rate 2; 40 s are reserved and the seconds billed are Runway's reported cost at that rate.
 PRICES: dict[str, int] = {
     "runway:video_second:gen4_turbo": 5 * CREDIT,
     "runway:video_second:gen3a_turbo": 5 * CREDIT,
+    "runway:video_second:gen4.5": 12 * CREDIT,
+    "runway:video_second:veo3.1": 20 * CREDIT,
+    "runway:video_second:veo3.1:audio": 40 * CREDIT,
+    "runway:video_second:veo3.1_fast": 10 * CREDIT,
+    "runway:video_second:veo3.1_fast:audio": 15 * CREDIT,
     "runway:image:gen4_image:720p": 5 * CREDIT,
     "runway:image:gen4_image:1080p": 8 * CREDIT,
     "runway:image:gen4_image_turbo:720p": 2 * CREDIT,
     "runway:image:gen4_image_turbo:1080p": 2 * CREDIT,
+    "runway:image:magnific_precision_upscaler_v2:upscale": 10 * CREDIT,
+    "runway:video_second:magnific_video_upscaler_creative": 10 * CREDIT,
+    "runway:video_second:enhance_frame_rate": 2 * CREDIT,
 }
+
+
+# The action a model's create is, for views that do not fix it by path (image_to_video otherwise).
+_ACTION_OF: dict[str, str] = {
+    **dict.fromkeys(rules.IMAGE_MODELS, "text_to_image"), **dict.fromkeys(rules.TEXT_VIDEO_MODELS, "text_to_video"),
+    **dict.fromkeys(rules.UPSCALE_IMAGE_MODELS, "image_upscale"),
+    **dict.fromkeys(rules.VIDEO_UPSCALE_MODELS, "video_upscale")}
 
 
 def iso_ms(ts: float) -> str:
@@ -117,11 +141,11 @@ class RunwayAdaptor:
 
     # ------------------------------------------------------------ create
     async def prepare(self, body: Any, resolver: Resolver) -> Prepared:
-        """A create whose action follows from its model (`gen4_image` draws an image, `gen4_turbo`
-        animates one), for other views such as `/v1/videos`; Runway's own routes fix the action by path
-        (`ActionAdaptor`)."""
+        """A create whose action follows from its model (`gen4_image` draws an image, `gen4.5` films
+        a text, `gen4_turbo` animates an image), for other views such as `/v1/videos`; Runway's own
+        routes fix the action by path (`ActionAdaptor`)."""
         model = body.get("model") if isinstance(body, dict) else None
-        action = "text_to_image" if isinstance(model, str) and model in rules.IMAGE_MODELS else "image_to_video"
+        action = _ACTION_OF.get(model, "image_to_video") if isinstance(model, str) else "image_to_video"
         return await self.prepare_action(action, body, resolver)
 
     async def prepare_action(self, action: str, request: Any, resolver: Resolver) -> Prepared:
@@ -131,22 +155,33 @@ class RunwayAdaptor:
                         upstream_request=json.loads(json.dumps(stored)), units=checked.units)
 
     def price(self, units: Mapping[str, float], prices: PriceTable) -> int:
-        """Whole seconds of video at the model's rate, or one image at the model's rate for its
-        resolution; never below 1."""
+        """Whole seconds of video at the model's rate (its `:audio` rate for a video with sound), or one
+        image at the model's rate for its resolution; never below 1."""
         model = _unit(units, "model:", "gen4_turbo")
         if units.get("images"):
             res = _unit(units, "res:", "1080p")
             per = prices.get(f"runway:image:{model}:{res}", prices["runway:image:gen4_image:1080p"])
             return max(1, per * max(1, math.ceil(units["images"])))
         seconds = max(1, math.ceil(units.get("seconds", 0) - 1e-9))
-        return max(1, prices.get(f"runway:video_second:{model}", prices["runway:video_second:gen4_turbo"]) * seconds)
+        per = prices.get(f"runway:video_second:{model}", prices["runway:video_second:gen4_turbo"])
+        if units.get("audio"):
+            per = prices.get(f"runway:video_second:{model}:audio", per)
+        return max(1, per * seconds)
 
     def final_price(self, units: Mapping[str, float], outputs: tuple[OutputSpec, ...], prices: PriceTable) -> int:
-        """A Runway video is the duration asked for; an image task is billed per image produced."""
+        """A Runway video is the duration asked for; an image task is billed per image produced; an
+        upscaled video by the seconds of input that Runway's reported cost stands for (at the shipped
+        rate, which is Runway's), else the reservation."""
         if not outputs:
             return 0
         if units.get("images"):
             return self.price({**units, "images": float(len(outputs))}, prices)
+        upstream = outputs[0].meta.get("credits")
+        if units.get("upscale") and isinstance(upstream, int | float) and not isinstance(upstream, bool):
+            rate = PRICES.get(f"runway:video_second:{_unit(units, 'model:', '')}", 0) / CREDIT
+            if rate > 0:
+                seconds = min(units.get("seconds", 0), max(1, math.ceil(upstream / rate - 1e-9)))
+                return self.price({**units, "seconds": float(seconds)}, prices)
         return self.price(units, prices)
 
     def build_submit(self, account: Account, ref: TaskRef) -> HttpCall:
@@ -184,8 +219,10 @@ class RunwayAdaptor:
             urls = [u for u in body.get("output") or [] if isinstance(u, str) and u]
             if not urls:  # success without a result is not a result: keep polling
                 return Progress(S.RUNNING, raw, reply=body, known=False)
-            kind = "image" if ref.action == "text_to_image" else "video"
-            outputs = tuple(OutputSpec(kind=kind, upstream_id=None, urls={"url": u}, meta={"index": i})
+            kind = "image" if ref.action in IMAGE_ACTIONS else "video"
+            cost = (body.get("cost") or {}).get("credits") if isinstance(body.get("cost"), dict) else None
+            meta = {"credits": cost} if isinstance(cost, int | float) and not isinstance(cost, bool) else {}
+            outputs = tuple(OutputSpec(kind=kind, upstream_id=None, urls={"url": u}, meta={"index": i, **meta})
                             for i, u in enumerate(urls))
         progress: int | None = None
         share = body.get("progress")

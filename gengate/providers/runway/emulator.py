@@ -1,7 +1,8 @@
 """Emulated Runway upstream (runway.md), written from the spec alone.
 
 Served below `/runway` by the emulator app, so a channel's base URL is `http://HOST:P/runway` and
-Runway's own paths follow: `POST /v1/image_to_video`, `POST /v1/text_to_image`,
+Runway's own paths follow: `POST /v1/image_to_video`, `POST /v1/text_to_video`, `POST /v1/text_to_image`,
+`POST /v1/image_upscale`, `POST /v1/video_upscale`,
 `GET /v1/tasks/{id}`, `DELETE /v1/tasks/{id}` (cancel a live task, delete an ended one; 404 after),
 `GET /v1/organization`. Every call needs `Authorization: Bearer <secret>` and a supported
 `X-Runway-Version`. It must not import gengate's Runway adaptor: a misread of the format must not
@@ -12,12 +13,16 @@ from __future__ import annotations
 
 import base64
 import binascii
+import io
 import ipaddress
+import math
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
+import av
+from PIL import Image
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -43,6 +48,7 @@ FPS = 8  # low, so that rendering stays fast
 SHORT_SIDE = 360  # videos are drawn small, in the ratio asked for (the reply states no size)
 MAX_DATA_URI = 5 * 1024 * 1024
 DATA_URI = re.compile(r"^data:image/(png|jpeg|jpg|webp|gif);base64,", re.IGNORECASE)
+VIDEO_DATA_URI = re.compile(r"^data:video/(mp4|quicktime|webm);base64,", re.IGNORECASE)
 
 # Per model: the ratios, durations (None: an image model) and credits (per second, or per image by
 # 720p/1080p), from runway.md §3.
@@ -50,10 +56,24 @@ VIDEO: dict[str, tuple[tuple[str, ...], tuple[int, ...], int, tuple[str, ...]]] 
     "gen4_turbo": (("1280:720", "720:1280", "1104:832", "832:1104", "960:960", "1584:672"), (5, 10), 5, ("first",)),
     "gen3a_turbo": (("1280:768", "768:1280"), (5, 10), 5, ("first", "last")),
 }
+# text_to_video (runway.md §3.2, `runwayml` 5.24): ratios, durations, default duration (None: required),
+# credits a second without / with audio (None: the model has no audio).
+_VEO = ("1280:720", "720:1280", "1080:1920", "1920:1080")
+TEXT_VIDEO: dict[str, tuple[tuple[str, ...], tuple[int, ...], int | None, int, int | None]] = {
+    "gen4.5": (("1280:720", "720:1280"), tuple(range(2, 11)), None, 12, None),
+    "veo3.1": (_VEO, (4, 6, 8), 8, 20, 40),
+    "veo3.1_fast": (_VEO, (4, 6, 8), 8, 10, 15),
+}
 IMAGE_720P = ("1280:720", "720:1280", "720:720", "960:720", "720:960", "1680:720")
 IMAGE_1080P = ("1920:1080", "1080:1920", "1024:1024", "1360:768", "1080:1080", "1168:880", "1440:1080", "1080:1440",
                "1808:768", "2112:912")
 IMAGE: dict[str, tuple[int, int]] = {"gen4_image": (5, 8), "gen4_image_turbo": (2, 2)}
+UPSCALE_CREDITS = 10  # an image_upscale, whatever its scale (runway.md states no rate)
+UNKNOWN_INPUT = (512, 512)  # the size assumed for an image behind a URL (the emulator fetches nothing)
+MAX_SIDE = 4096  # upscaled images are drawn at most this long (in the same ratio)
+# video_upscale: credits a second of input; an input behind a URL is taken as 5 s of 16:9.
+VIDEO_UPSCALE: dict[str, int] = {"magnific_video_upscaler_creative": 10, "enhance_frame_rate": 2}
+UNKNOWN_VIDEO = (640, 360, 5.0)
 
 
 class _Invalid(Exception):
@@ -74,7 +94,10 @@ class RunwayEmulator:
         api = _Api(ctx)
         return [
             Route("/v1/image_to_video", api.image_to_video, methods=["POST"]),
+            Route("/v1/text_to_video", api.text_to_video, methods=["POST"]),
             Route("/v1/text_to_image", api.text_to_image, methods=["POST"]),
+            Route("/v1/image_upscale", api.image_upscale, methods=["POST"]),
+            Route("/v1/video_upscale", api.video_upscale, methods=["POST"]),
             Route("/v1/tasks/{task_id}", api.read, methods=["GET"]),
             Route("/v1/tasks/{task_id}", api.delete, methods=["DELETE"]),
             Route("/v1/organization", api.organization, methods=["GET"]),
@@ -114,6 +137,15 @@ class _Api:
     async def text_to_image(self, request: Request) -> Response:
         return await self._create(request, "text_to_image")
 
+    async def video_upscale(self, request: Request) -> Response:
+        return await self._create(request, "video_upscale")
+
+    async def image_upscale(self, request: Request) -> Response:
+        return await self._create(request, "image_upscale")
+
+    async def text_to_video(self, request: Request) -> Response:
+        return await self._create(request, "text_to_video")
+
     async def _create(self, request: Request, action: str) -> Response:
         ctx = self.ctx
         secret = self._secret(request)
@@ -121,7 +153,7 @@ class _Api:
             return reply
         body = await read_json(request)
         try:
-            plan = validate_video(body) if action == "image_to_video" else validate_image(body)
+            plan = VALIDATORS[action](body)
         except _Invalid as exc:
             return json_response({"error": VALIDATION, "issues": exc.issues, "docUrl": DOC_URL}, 400)
         task = ctx.new_task(uuid_id(), secret, {"action": action, **plan})
@@ -180,7 +212,7 @@ class _Api:
 
     def _output_url(self, task: TaskRecord, now: float) -> str:
         data = task.data
-        if data["action"] == "text_to_image":
+        if data["action"] in ("text_to_image", "image_upscale"):
             spec = MediaSpec("png", task.id, data["width"], data["height"])
             return self.ctx.media_url(spec, "output.png", now)
         spec = MediaSpec("mp4", task.id, data["width"], data["height"], data["seconds"], FPS)
@@ -188,14 +220,15 @@ class _Api:
 
 
 # ------------------------------------------------------------------------------------------- validation
-def _check_uri(value: Any, path: list[str | int], issues: list[dict[str, Any]]) -> None:
+def _check_uri(value: Any, path: list[str | int], issues: list[dict[str, Any]], pattern: re.Pattern[str] = DATA_URI
+               ) -> None:
     """What Runway can fetch: HTTPS on a domain name (`.invalid` hosts answer 404, as a missing
     asset would), or an image data URI up to 5 MB that decodes."""
     if not isinstance(value, str) or not value:
         issues.append(_issue(path, "Expected string", "invalid_type", expected="string"))
         return
     if value.lower().startswith("data:"):
-        match = DATA_URI.match(value)
+        match = pattern.match(value)
         try:
             raw = base64.b64decode(value[match.end():], validate=True) if match else None
         except (binascii.Error, ValueError):
@@ -309,4 +342,109 @@ def validate_image(body: dict[str, Any]) -> dict[str, Any]:
     return {"model": model, "width": width, "height": height, "seconds": 0, "credits": credits}
 
 
+def validate_text_video(body: dict[str, Any]) -> dict[str, Any]:
+    issues: list[dict[str, Any]] = []
+    model = _model(body, TEXT_VIDEO, issues)
+    _common(body, issues, text_required=True)
+    ratio = body.get("ratio")
+    duration = body.get("duration")
+    audio = body.get("audio", True)
+    if model is not None:
+        ratios, durations, default, _, with_audio = TEXT_VIDEO[model]
+        if ratio not in ratios:
+            issues.append({"code": "invalid_value", "values": list(ratios), "path": ["ratio"],
+                           "message": "Invalid ratio"})
+        duration = default if duration is None else duration
+        if duration not in durations or isinstance(duration, bool):
+            issues.append({"code": "invalid_value", "values": list(durations), "path": ["duration"],
+                           "message": "Invalid duration" if duration is not None else "Required"})
+        if "audio" in body and (with_audio is None or not isinstance(audio, bool)):
+            issues.append(_issue(["audio"], "Unrecognized key or not a boolean", "invalid_type"))
+    if issues:
+        raise _Invalid(issues)
+    assert model is not None
+    seconds = int(duration)  # type: ignore[arg-type]  # checked against the model's durations above
+    _, _, _, silent, with_audio = TEXT_VIDEO[model]
+    rate = with_audio if with_audio is not None and audio is not False else silent
+    width, height = _size(str(ratio), SHORT_SIDE)
+    return {"model": model, "width": width, "height": height, "seconds": whole_frames(float(seconds), FPS),
+            "credits": rate * seconds}
+
+
+def _image_size(uri: str) -> tuple[int, int]:
+    """The pixel size of a data-URI image, else `UNKNOWN_INPUT`."""
+    match = DATA_URI.match(uri)
+    if match is None:
+        return UNKNOWN_INPUT
+    try:
+        with Image.open(io.BytesIO(base64.b64decode(uri[match.end():]))) as img:
+            return img.size
+    except (OSError, ValueError):
+        return UNKNOWN_INPUT
+
+
+def validate_image_upscale(body: dict[str, Any]) -> dict[str, Any]:
+    issues: list[dict[str, Any]] = []
+    model = _model(body, {"magnific_precision_upscaler_v2": None}, issues)
+    uri = body.get("imageUri")
+    _check_uri(uri, ["imageUri"], issues)
+    scale = body.get("scaleFactor", 2)
+    if scale not in (2, 4, 8, 16) or isinstance(scale, bool):
+        issues.append({"code": "invalid_value", "values": [2, 4, 8, 16], "path": ["scaleFactor"],
+                       "message": "Invalid scaleFactor"})
+    for name in ("sharpen", "smartGrain", "ultraDetail"):
+        value = body.get(name, 0)
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 100:
+            issues.append(_issue([name], f"{name} must be from 0 to 100", "invalid_type"))
+    if body.get("flavor", "photo") not in ("sublime", "photo", "photo_denoiser"):
+        issues.append({"code": "invalid_value", "values": ["sublime", "photo", "photo_denoiser"], "path": ["flavor"],
+                       "message": "Invalid flavor"})
+    if issues:
+        raise _Invalid(issues)
+    assert model is not None
+    width, height = (side * int(scale) for side in _image_size(str(uri)))
+    shrink = min(1.0, MAX_SIDE / max(width, height))
+    return {"model": model, "width": max(1, round(width * shrink)), "height": max(1, round(height * shrink)),
+            "seconds": 0, "credits": UPSCALE_CREDITS}
+
+
+def _video_probe(uri: str) -> tuple[int, int, float]:
+    """(width, height, seconds) of a data-URI video, else `UNKNOWN_VIDEO`."""
+    match = VIDEO_DATA_URI.match(uri)
+    if match is None:
+        return UNKNOWN_VIDEO
+    try:
+        with av.open(io.BytesIO(base64.b64decode(uri[match.end():]))) as container:
+            stream = container.streams.video[0]
+            seconds = (container.duration / 1_000_000 if container.duration
+                       else float((stream.duration or 0) * (stream.time_base or 0)))
+            width, height = stream.codec_context.width, stream.codec_context.height
+    except (av.FFmpegError, IndexError, ValueError, OSError):
+        return UNKNOWN_VIDEO
+    if width <= 0 or height <= 0 or seconds <= 0:
+        return UNKNOWN_VIDEO
+    return width, height, seconds
+
+
+def validate_video_upscale(body: dict[str, Any]) -> dict[str, Any]:
+    issues: list[dict[str, Any]] = []
+    model = _model(body, VIDEO_UPSCALE, issues)
+    uri = body.get("videoUri")
+    _check_uri(uri, ["videoUri"], issues, VIDEO_DATA_URI)
+    if model == "enhance_frame_rate" and body.get("targetFramerate") not in (
+            "24", "25", "30", "48", "50", "60", "120", "23_98", "29_97", "59_94"):
+        issues.append(_issue(["targetFramerate"], "Invalid targetFramerate", "invalid_value"))
+    if model == "magnific_video_upscaler_creative" and body.get("resolution", "2k") not in ("720p", "1k", "2k", "4k"):
+        issues.append(_issue(["resolution"], "Invalid resolution", "invalid_value"))
+    if issues:
+        raise _Invalid(issues)
+    assert model is not None
+    width, height, seconds = _video_probe(str(uri))
+    width, height = _size(f"{width}:{height}", SHORT_SIDE)  # drawn small, in the input's ratio
+    return {"model": model, "width": width, "height": height, "seconds": whole_frames(seconds, FPS),
+            "credits": VIDEO_UPSCALE[model] * max(1, math.ceil(seconds - 1e-9))}
+
+
+VALIDATORS = {"image_to_video": validate_video, "text_to_image": validate_image, "text_to_video": validate_text_video,
+              "image_upscale": validate_image_upscale, "video_upscale": validate_video_upscale}
 EMULATORS = [RunwayEmulator()]

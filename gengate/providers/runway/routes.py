@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import cast
 
 from starlette.requests import Request
@@ -12,18 +13,25 @@ from starlette.routing import BaseRoute
 
 from gengate.core.adaptor import TaskAdaptor
 from gengate.core.keys import ClientKey
+from gengate.providers.runway import organization as org
 from gengate.providers.runway.adaptor import ActionAdaptor, RunwayAdaptor
 from gengate.providers.runway.errors import runway_error
 from gengate.providers.runway.schemas import (
     RunwayCreated,
     RunwayError,
     RunwayImageToVideo,
+    RunwayImageUpscale,
+    RunwayOrganization,
     RunwayTask,
     RunwayTextToImage,
+    RunwayTextToVideo,
+    RunwayUsage,
+    RunwayUsageQuery,
+    RunwayVideoUpscale,
 )
 from gengate.web.context import AppContext
 from gengate.web.family import Family, Handler
-from gengate.web.requests import bearer
+from gengate.web.requests import bearer, read_json
 from gengate.web.tasks import create_task, read_task
 
 FAMILY = Family(name="runway", prefix="/runway", render_error=runway_error, error_model=RunwayError)
@@ -59,13 +67,37 @@ def routes(ctx: AppContext) -> list[BaseRoute]:
         await ctx.engine.delete(key, request.path_params["task_id"], "runway")
         return Response(status_code=204)
 
+    async def organization(request: Request) -> Response:
+        key = await key_of(request)
+        async with ctx.db.read() as conn:
+            return JSONResponse(await org.organization(conn, key))
+
+    async def usage(request: Request) -> Response:
+        """The key's credits per day and model; the body (`startDate`, `beforeDate`) may be empty."""
+        key = await key_of(request)
+        empty = request.headers.get("content-length", "0") == "0" and "transfer-encoding" not in request.headers
+        body = None if empty else await read_json(request, ctx.settings.max_body_bytes)
+        start, before = org.usage_window(body, datetime.now(UTC).date())
+        async with ctx.db.read() as conn:
+            return JSONResponse(await org.usage(conn, key, start, before))
+
     family_routes: list[BaseRoute] = [
         FAMILY.route("/v1/image_to_video", creator("image_to_video"), ["POST"], name="image_to_video",
                      summary="Animate an image into a video", body=RunwayImageToVideo, reply=RunwayCreated),
         FAMILY.route("/v1/text_to_image", creator("text_to_image"), ["POST"], name="text_to_image",
                      summary="Generate an image from text", body=RunwayTextToImage, reply=RunwayCreated),
+        FAMILY.route("/v1/text_to_video", creator("text_to_video"), ["POST"], name="text_to_video",
+                     summary="Generate a video from text", body=RunwayTextToVideo, reply=RunwayCreated),
+        FAMILY.route("/v1/image_upscale", creator("image_upscale"), ["POST"], name="image_upscale",
+                     summary="Upscale an image", body=RunwayImageUpscale, reply=RunwayCreated),
+        FAMILY.route("/v1/video_upscale", creator("video_upscale"), ["POST"], name="video_upscale",
+                     summary="Upscale a video or raise its frame rate", body=RunwayVideoUpscale, reply=RunwayCreated),
         FAMILY.route("/v1/tasks/{task_id}", get, ["GET"], name="get_task", summary="Read a task", reply=RunwayTask),
         FAMILY.route("/v1/tasks/{task_id}", delete, ["DELETE"], name="delete_task",
                      summary="Cancel a live task or delete an ended one"),
+        FAMILY.route("/v1/organization", organization, ["GET"], name="organization",
+                     summary="The calling key's balance and usage, as Runway's organization", reply=RunwayOrganization),
+        FAMILY.route("/v1/organization/usage", usage, ["POST"], name="organization_usage",
+                     summary="The calling key's credits per day and model", body=RunwayUsageQuery, reply=RunwayUsage),
     ]
     return [*family_routes, FAMILY.fallback(family_routes)]

@@ -22,6 +22,7 @@ MAX_PROMPT_UNITS = 1000  # UTF-16 code units
 MAX_DATA_URI_BYTES = 5 * 1024 * 1024
 MAX_SEED = 4_294_967_295
 DATA_URI = re.compile(r"^data:image/(png|jpeg|jpg|webp|gif);base64,", re.IGNORECASE)
+VIDEO_DATA_URI = re.compile(r"^data:video/(mp4|quicktime|webm);base64,", re.IGNORECASE)
 TAG = re.compile(r"^[A-Za-z][A-Za-z0-9_]{2,15}$")
 THRESHOLDS = ("auto", "low")
 
@@ -136,16 +137,18 @@ def _common(body: Mapping[str, Any], issues: _Issues) -> None:
                                  "publicFigureThreshold must be auto or low")
 
 
-def media_uri(value: Any, path: Sequence[str | int], issues: _Issues) -> None:
-    """An HTTPS URL on a domain name (Runway fetches it itself) or an image data URI up to 5 MB."""
+def media_uri(value: Any, path: Sequence[str | int], issues: _Issues, *, video: bool = False) -> None:
+    """An HTTPS URL on a domain name (Runway fetches it itself) or an image (`video`: a video) data
+    URI up to 5 MB."""
     if not isinstance(value, str) or not value:
         issues.add(path, "Expected a non-empty string (an HTTPS URL or a data URI)", "invalid_type",
                    expected="string")
         return
     if value[:5].lower() == "data:":
-        match = DATA_URI.match(value)
+        match = (VIDEO_DATA_URI if video else DATA_URI).match(value)
         if match is None:
-            issues.add(path, "A data URI must be data:image/(png|jpeg|webp|gif);base64,...")
+            issues.add(path, "A data URI must be data:video/(mp4|quicktime|webm);base64,..." if video
+                       else "A data URI must be data:image/(png|jpeg|webp|gif);base64,...")
             return
         payload = value[match.end():]
         if len(payload) * 3 // 4 > MAX_DATA_URI_BYTES:
@@ -267,3 +270,129 @@ def check_text_to_image(raw: Any) -> Checked:
     assert model is not None
     resolution = model.resolution(str(ratio))
     return Checked(model.name, {"images": 1.0, f"model:{model.name}": 1.0, f"res:{resolution}": 1.0})
+
+
+@dataclass(frozen=True)
+class TextVideoModel:
+    name: str
+    ratios: tuple[str, ...]
+    durations: tuple[int, ...]
+    default_duration: int | None  # None: `duration` is required
+    audio: bool  # whether the model takes `audio` (and `negativePrompt`)
+
+
+# runway.md §3.2 and the `runwayml` 5.24 `text_to_video` params: gen4.5 needs a duration of 2-10 s;
+# veo3.1 and veo3.1_fast take 4, 6 or 8 s (8 by default) and may add audio.
+_VEO_RATIOS = ("1280:720", "720:1280", "1080:1920", "1920:1080")
+TEXT_VIDEO_MODELS: dict[str, TextVideoModel] = {m.name: m for m in (
+    TextVideoModel("gen4.5", ("1280:720", "720:1280"), tuple(range(2, 11)), None, audio=False),
+    TextVideoModel("veo3.1", _VEO_RATIOS, (4, 6, 8), 8, audio=True),
+    TextVideoModel("veo3.1_fast", _VEO_RATIOS, (4, 6, 8), 8, audio=True),
+)}
+
+
+def check_text_to_video(raw: Any) -> Checked:
+    body = _body(raw)
+    issues = _Issues()
+    name = _model(body, TEXT_VIDEO_MODELS, issues)
+    model = TEXT_VIDEO_MODELS.get(name or "")
+    _prompt_text(body, issues, required=True)
+    _common(body, issues)
+    ratio = body.get("ratio")
+    if ratio is None:
+        issues.add(["ratio"], "Required", "invalid_type", expected="string")
+    elif model is not None and ratio not in model.ratios:
+        issues.invalid_value(["ratio"], model.ratios, f"ratio must be one of {', '.join(model.ratios)}")
+    duration = body.get("duration")
+    if model is not None:
+        if duration is None and model.default_duration is None:
+            issues.add(["duration"], "Required", "invalid_type", expected="integer")
+        elif duration is not None and (not _is_int(duration) or duration not in model.durations):
+            allowed = (f"an integer from {model.durations[0]} to {model.durations[-1]}" if len(model.durations) > 3
+                       else " or ".join(map(str, model.durations)))
+            issues.invalid_value(["duration"], model.durations, f"duration must be {allowed} (seconds)")
+    audio = body.get("audio")
+    if audio is not None and (not isinstance(audio, bool) or (model is not None and not model.audio)):
+        issues.add(["audio"], "audio must be a boolean, for the veo models only", "invalid_type", expected="boolean")
+    negative = body.get("negativePrompt")
+    if negative is not None and (not isinstance(negative, str) or (model is not None and not model.audio)):
+        issues.add(["negativePrompt"], "negativePrompt must be a string, for the veo models only", "invalid_type",
+                   expected="string")
+    issues.raise_if_any()
+    assert model is not None
+    seconds = float(duration if duration is not None else model.default_duration or 0)
+    units = {"seconds": seconds, f"model:{model.name}": 1.0}
+    if model.audio and audio is not False:  # Runway's veo models make sound unless told not to
+        units["audio"] = 1.0
+    return Checked(model.name, units)
+
+
+UPSCALE_IMAGE_MODELS = ("magnific_precision_upscaler_v2",)
+SCALE_FACTORS = (2, 4, 8, 16)
+UPSCALE_FLAVORS = ("sublime", "photo", "photo_denoiser")
+
+
+def _percent(body: Mapping[str, Any], names: Sequence[str], issues: _Issues) -> None:
+    for name in names:
+        value = body.get(name)
+        if value is not None and (not _is_int(value) or not 0 <= value <= 100):
+            issues.add([name], f"{name} must be an integer from 0 to 100", "invalid_type", expected="integer")
+
+
+def check_image_upscale(raw: Any) -> Checked:
+    """`image_upscale` (`runwayml` 5.24): `model`, `imageUri`, optional `scaleFactor` (2 by default),
+    `flavor`, `sharpen`, `smartGrain`, `ultraDetail`. One image, priced per image."""
+    body = _body(raw)
+    issues = _Issues()
+    name = _model(body, dict.fromkeys(UPSCALE_IMAGE_MODELS), issues)
+    if body.get("imageUri") is None:
+        issues.add(["imageUri"], "Required", "invalid_type", expected="string")
+    else:
+        media_uri(body.get("imageUri"), ["imageUri"], issues)
+    scale = body.get("scaleFactor")
+    if scale is not None and (not _is_int(scale) or scale not in SCALE_FACTORS or isinstance(scale, bool)):
+        issues.invalid_value(["scaleFactor"], SCALE_FACTORS, "scaleFactor must be 2, 4, 8 or 16")
+    flavor = body.get("flavor")
+    if flavor is not None and flavor not in UPSCALE_FLAVORS:
+        issues.invalid_value(["flavor"], UPSCALE_FLAVORS, f"flavor must be one of {', '.join(UPSCALE_FLAVORS)}")
+    _percent(body, ("sharpen", "smartGrain", "ultraDetail"), issues)
+    issues.raise_if_any()
+    assert name is not None
+    return Checked(name, {"images": 1.0, f"model:{name}": 1.0, "res:upscale": 1.0})
+
+
+# video_upscale (`runwayml` 5.24; runway.md §3.2): the input's length is unknown before Runway reads it,
+# so the longest input is reserved and the settlement follows the cost Runway reports.
+MAX_UPSCALE_SECONDS = 40
+UPSCALE_RESOLUTIONS = ("720p", "1k", "2k", "4k")
+VIDEO_FLAVORS = ("vivid", "natural")
+FRAME_RATES = ("24", "25", "30", "48", "50", "60", "120", "23_98", "29_97", "59_94")
+VIDEO_UPSCALE_MODELS = ("magnific_video_upscaler_creative", "enhance_frame_rate")
+
+
+def check_video_upscale(raw: Any) -> Checked:
+    body = _body(raw)
+    issues = _Issues()
+    name = _model(body, dict.fromkeys(VIDEO_UPSCALE_MODELS), issues)
+    if body.get("videoUri") is None:
+        issues.add(["videoUri"], "Required", "invalid_type", expected="string")
+    else:
+        media_uri(body.get("videoUri"), ["videoUri"], issues, video=True)
+    if name == "magnific_video_upscaler_creative":
+        if body.get("resolution") is not None and body["resolution"] not in UPSCALE_RESOLUTIONS:
+            issues.invalid_value(["resolution"], UPSCALE_RESOLUTIONS, "resolution must be 720p, 1k, 2k or 4k")
+        if body.get("flavor") is not None and body["flavor"] not in VIDEO_FLAVORS:
+            issues.invalid_value(["flavor"], VIDEO_FLAVORS, "flavor must be vivid or natural")
+        if body.get("fpsBoost") is not None and not isinstance(body["fpsBoost"], bool):
+            issues.add(["fpsBoost"], "Expected boolean", "invalid_type", expected="boolean")
+        _percent(body, ("creativity", "sharpen", "smartGrain"), issues)
+    elif name == "enhance_frame_rate":
+        rate = body.get("targetFramerate")
+        if rate is None:
+            issues.add(["targetFramerate"], "Required", "invalid_type", expected="string")
+        elif rate not in FRAME_RATES:
+            issues.invalid_value(["targetFramerate"], FRAME_RATES,
+                                 f"targetFramerate must be one of {', '.join(FRAME_RATES)}")
+    issues.raise_if_any()
+    assert name is not None
+    return Checked(name, {"seconds": float(MAX_UPSCALE_SECONDS), f"model:{name}": 1.0, "upscale": 1.0})

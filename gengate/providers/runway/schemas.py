@@ -53,6 +53,99 @@ class RunwayTextToImage(_Open):
     contentModeration: RunwayContentModeration | None = None
 
 
+class RunwayTextToVideo(_Open):
+    """`POST /runway/v1/text_to_video`: `gen4.5` (duration 2-10, required), `veo3.1`, `veo3.1_fast`
+    (duration 4, 6 or 8; `audio`, `negativePrompt`)."""
+
+    model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [
+        {"model": "gen4.5", "promptText": "a paper boat drifts down a rainy street", "ratio": "1280:720",
+         "duration": 5}]})
+
+    model: str = Field(examples=["gen4.5", "veo3.1", "veo3.1_fast"])
+    promptText: str = Field(max_length=1000)
+    ratio: str = Field(examples=["1280:720", "720:1280", "1920:1080", "1080:1920"])
+    duration: int | None = Field(default=None, examples=[5, 8])
+    audio: bool | None = Field(default=None, description="veo models; sound is on unless false")
+    negativePrompt: str | None = None
+    seed: int | None = Field(default=None, ge=0, le=4294967295)
+    contentModeration: RunwayContentModeration | None = None
+
+
+class RunwayImageUpscale(_Open):
+    """`POST /runway/v1/image_upscale`."""
+
+    model: Literal["magnific_precision_upscaler_v2"]
+    imageUri: str = Field(description="An HTTPS URL on a domain name, or an image data URI up to 5 MB")
+    scaleFactor: Literal[2, 4, 8, 16] | None = Field(default=None, description="2 by default")
+    flavor: Literal["sublime", "photo", "photo_denoiser"] | None = None
+    sharpen: int | None = Field(default=None, ge=0, le=100)
+    smartGrain: int | None = Field(default=None, ge=0, le=100)
+    ultraDetail: int | None = Field(default=None, ge=0, le=100)
+
+
+class RunwayVideoUpscale(_Open):
+    """`POST /runway/v1/video_upscale`: `magnific_video_upscaler_creative` (`resolution`, `creativity`,
+    `flavor`, `fpsBoost`, `sharpen`, `smartGrain`) or `enhance_frame_rate` (`targetFramerate`)."""
+
+    model: Literal["magnific_video_upscaler_creative", "enhance_frame_rate"]
+    videoUri: str = Field(description="An HTTPS URL on a domain name, or a video data URI up to 5 MB")
+    resolution: Literal["720p", "1k", "2k", "4k"] | None = None
+    targetFramerate: Literal["24", "25", "30", "48", "50", "60", "120", "23_98", "29_97", "59_94"] | None = None
+    creativity: int | None = Field(default=None, ge=0, le=100)
+    flavor: Literal["vivid", "natural"] | None = None
+    fpsBoost: bool | None = None
+    sharpen: int | None = Field(default=None, ge=0, le=100)
+    smartGrain: int | None = Field(default=None, ge=0, le=100)
+
+
+class RunwayModelLimits(BaseModel):
+    maxConcurrentGenerations: int | None = None
+    maxDailyGenerations: int | None = None
+
+
+class RunwayTier(BaseModel):
+    maxMonthlyCreditSpend: int
+    models: dict[str, RunwayModelLimits]
+
+
+class RunwayModelUsage(BaseModel):
+    dailyGenerations: int
+
+
+class RunwayOrgUsage(BaseModel):
+    models: dict[str, RunwayModelUsage]
+
+
+class RunwayOrganization(BaseModel):
+    """The calling key as Runway's organization: its balance in Runway credits (US$0.01 each)."""
+
+    creditBalance: int
+    tier: RunwayTier
+    usage: RunwayOrgUsage
+
+
+class RunwayUsageQuery(BaseModel):
+    """`POST /runway/v1/organization/usage` (UTC dates; `beforeDate` is exclusive)."""
+
+    startDate: str | None = Field(default=None, examples=["2025-06-01"])
+    beforeDate: str | None = Field(default=None, examples=["2025-07-01"])
+
+
+class RunwayUsedCredit(BaseModel):
+    amount: int
+    model: str
+
+
+class RunwayUsageDay(BaseModel):
+    date: str
+    usedCredits: list[RunwayUsedCredit]
+
+
+class RunwayUsage(BaseModel):
+    models: list[str]
+    results: list[RunwayUsageDay]
+
+
 class RunwayCredits(BaseModel):
     credits: float
 

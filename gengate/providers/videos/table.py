@@ -95,6 +95,14 @@ def _runway() -> Route:
         video_fields=("url",), ratios={"16:9": "1280:720", "9:16": "720:1280", "1:1": "960:960"})
 
 
+def _runway_text() -> Route:
+    return Route(
+        provider="runway",
+        text=Call("text_to_video", {"model": "$model", "promptText": "$prompt", "ratio": "$ratio",
+                                    "duration": "$seconds"}),
+        image=None, video_fields=("url",), ratios={"16:9": "1280:720", "9:16": "720:1280"})
+
+
 def _luma() -> Route:
     common = {"model": "$model", "prompt": "$prompt", "duration": "$seconds_s", "aspect_ratio": "$aspect"}
     return Route(
@@ -120,6 +128,10 @@ MODELS: dict[str, VideoModel] = {m.name: m for m in (
     VideoModel("kling-v1", (5, 10), (_kling(),)),
     # Runway gen4_turbo animates an image (no text-only create); ratios in pixels.
     VideoModel("gen4_turbo", (5, 10), (_runway(),)),
+    # Runway text to video (no input_reference; 16:9 or 9:16): gen4.5 2-10 s, veo 4, 6 or 8 s.
+    VideoModel("gen4.5", tuple(range(2, 11)), (_runway_text(),)),
+    VideoModel("veo3.1", (4, 6, 8), (_runway_text(),)),
+    VideoModel("veo3.1_fast", (4, 6, 8), (_runway_text(),)),
     # Luma ray-2: "5s" | "9s"; an image becomes the first keyframe; the output's still is the thumbnail.
     VideoModel("ray-2", (5, 9), (_luma(),)),
     # Zhipu CogVideoX-3: 5 or 10 s; an image (URL or base64) animates it; the cover is the thumbnail.

@@ -185,3 +185,65 @@ def test_extra_upstream_fields_pass_through_but_never_urls_or_ids():
     assert "previewUrl" not in body and "parent" not in body
     assert body["id"] == "0b9e7c1a-5d3f-4e2b-9a61-7f0c2d8e4b13" and body["progress"] == 0.5
     assert type(validate_type(type_=TaskRetrieveResponse, value=body)) is Running
+
+
+async def _units(action: str, body: dict[str, Any]) -> dict[str, float]:
+    return dict((await A.prepare_action(action, body, NoStash())).units)
+
+
+async def test_text_to_video_prices_per_second_with_veo_audio_rates():
+    gen45 = await _units("text_to_video", {"model": "gen4.5", "promptText": "x", "ratio": "1280:720", "duration": 7})
+    assert A.price(gen45, TABLE) == 7 * 12 * 10_000
+    veo = {"model": "veo3.1", "promptText": "x", "ratio": "1080:1920"}
+    assert A.price(await _units("text_to_video", veo), TABLE) == 8 * 40 * 10_000  # sound and 8 s by default
+    assert A.price(await _units("text_to_video", {**veo, "audio": False, "duration": 4}), TABLE) == 4 * 20 * 10_000
+    fast = await _units("text_to_video", {**veo, "model": "veo3.1_fast", "duration": 6})
+    assert A.price(fast, TABLE) == 6 * 15 * 10_000
+    # An operator's price for the model without sound does not leak into the rate with sound.
+    custom = PriceTable([PRICES], {"runway:video_second:veo3.1_fast": 1})
+    assert A.price(fast, custom) == 6 * 15 * 10_000
+    assert A.price({**fast, "audio": 0.0}, custom) == 6
+
+
+async def test_upscales_price_per_image_and_per_reported_second():
+    image = await _units("image_upscale", {"model": "magnific_precision_upscaler_v2", "imageUri": png_data_uri(),
+                                           "scaleFactor": 16})
+    out = (OutputSpec("image", None, {"url": "https://x.example/a.png"}, {"index": 0}),)
+    assert A.price(image, TABLE) == A.final_price(image, out, TABLE) == 10 * 10_000
+    video = await _units("video_upscale", {"model": "magnific_video_upscaler_creative",
+                                           "videoUri": "https://x.example/v.mp4"})
+    assert A.price(video, TABLE) == 40 * 10 * 10_000
+
+    def done(credits: Any) -> tuple[OutputSpec, ...]:
+        meta = {"index": 0} if credits is None else {"index": 0, "credits": credits}
+        return (OutputSpec("video", None, {"url": "https://x.example/v.mp4"}, meta),)
+
+    assert A.final_price(video, done(70), TABLE) == 7 * 10 * 10_000
+    assert A.final_price(video, done(71), TABLE) == 8 * 10 * 10_000  # a started second counts
+    assert A.final_price(video, done(10_000), TABLE) == 40 * 10 * 10_000  # never above the reservation
+    assert A.final_price(video, done(None), TABLE) == 40 * 10 * 10_000
+    assert A.final_price(video, done(True), TABLE) == 40 * 10 * 10_000
+
+
+def test_a_succeeded_poll_keeps_runways_cost_for_the_settlement():
+    ref = TaskRef(upstream_id=REF.upstream_id, action="video_upscale", model="enhance_frame_rate",
+                  upstream_request={}, marker="m")
+    body = {"id": REF.upstream_id, "status": "SUCCEEDED", "createdAt": "2025-06-03T14:00:00.000Z",
+            "output": ["https://cdn.example/r.mp4"], "cost": {"credits": 14}}
+    progress = A.parse_poll(reply(200, body), ref)
+    assert progress.outputs[0].kind == "video" and progress.outputs[0].meta["credits"] == 14
+    ref_img = TaskRef(upstream_id=REF.upstream_id, action="image_upscale", model="magnific_precision_upscaler_v2",
+                      upstream_request={}, marker="m")
+    assert A.parse_poll(reply(200, body), ref_img).outputs[0].kind == "image"
+
+
+@pytest.mark.parametrize(("body", "action"), [
+    ({"model": "gen4.5", "promptText": "x", "ratio": "1280:720", "duration": 5}, "text_to_video"),
+    ({"model": "gen4_image", "promptText": "x", "ratio": "1280:720"}, "text_to_image"),
+    ({"model": "magnific_precision_upscaler_v2", "imageUri": "https://x.example/a.png"}, "image_upscale"),
+    ({"model": "enhance_frame_rate", "videoUri": "https://x.example/a.mp4", "targetFramerate": "30"},
+     "video_upscale"),
+    ({"model": "gen4_turbo", "promptImage": "https://x.example/a.png", "ratio": "960:960"}, "image_to_video"),
+])
+async def test_prepare_without_a_path_takes_the_action_from_the_model(body, action):
+    assert (await A.prepare(body, NoStash())).action == action
