@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import aiohttp
 
 from gengate.core import channels as chan
+from gengate.core import metrics
 from gengate.core.channels import Channel, Router, Secret
 from gengate.core.errors import GengateError, UpstreamUnavailable
 from gengate.db.engine import Database
@@ -34,6 +35,7 @@ PROVIDER = "openai"
 MAX_TRIES = 3
 RETRYABLE = frozenset({408, 409, 429})
 DISABLING = frozenset({401, 403, 402})
+_OUTCOMES = {1: "1xx", 2: "2xx", 3: "3xx", 4: "4xx", 5: "5xx"}
 QUOTA_WORDS = (b"insufficient_quota", b"insufficient balance", b"insufficient_balance", b"billing_hard_limit")
 
 
@@ -69,6 +71,7 @@ class Relay:
         self.cooling: dict[int, float] = {}  # secret id -> monotonic time its cooldown ends
         self.disabled: dict[int, str | None] = {}  # secret id -> router version when this process disabled it
         self._background: set[asyncio.Task[None]] = set()
+        self.meter = metrics.UpstreamMeter(provider)  # gengate_upstream_requests_total and its duration
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -133,16 +136,21 @@ class Relay:
             last_channel = channel.id
             data, upstream_model = body_for(channel)
             headers = {"Authorization": self.auth(channel, secret), "Content-Type": content_type}
+            started = time.perf_counter()
             try:
                 response = await self.session.post(channel.base_url + path, data=data, headers=headers,
                                                    timeout=self.timeout, allow_redirects=False)
             except (aiohttp.ClientError, TimeoutError) as exc:
+                not_sent = isinstance(exc, (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError))
+                self.meter.count(channel.name, "not_sent" if not_sent else "unknown", time.perf_counter() - started)
                 self.cool_down(secret, None)
                 last_error = UpstreamUnavailable(f"The upstream could not be reached ({type(exc).__name__}).",
                                                  status=502)
                 log.info("%s channel %s: %s, trying another", self.provider, channel.name, type(exc).__name__)
                 continue
             status = response.status
+            # Duration to the reply's headers (a stream's body is the client's pace, not the upstream's).
+            self.meter.count(channel.name, _OUTCOMES.get(status // 100, "unknown"), time.perf_counter() - started)
             if status < 300:
                 return Opened(response, channel, secret, upstream_model)
             try:
