@@ -9,6 +9,8 @@ each test adds its own channels, serving a client model name of its own mapped t
 from __future__ import annotations
 
 import asyncio
+import base64
+import io
 import secrets
 import time
 
@@ -16,6 +18,7 @@ import openai
 import pytest
 from harness.openai import add_openai_channel, assert_openai_error, channel_rows, credits_of, sdk, usage_records
 from harness.processes import free_port
+from PIL import Image
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -188,3 +191,24 @@ async def test_responses_false_is_a_clear_400(server, emulator) -> None:
         await c.responses.create(model=model, input="hi")
     assert "chat/completions" in assert_openai_error(exc.value, 400)["message"]
     assert (await c.chat.completions.create(model=model, messages=HI)).choices
+
+
+async def test_image_edit_follows_the_model_map(server, emulator) -> None:
+    """An edit's multipart body goes up as sent, its `model` renamed by the channel's `--model-map`
+    (the emulator edits with dall-e-2 only, and refuses any other name)."""
+    name, key = server.make_named_key(credits=1_000_000)
+    model = _model("editor")
+    secret = add_openai_channel(server, emulator, f"ed-{model}", models=model,
+                                extra=("--model-map", f"{model}=dall-e-2"))
+    await _served(server, key, model)
+    png = io.BytesIO()
+    Image.new("RGBA", (32, 32), (200, 30, 30, 255)).save(png, "PNG")
+    c = sdk(server, key)
+    edited = await c.images.edit(model=model, image=("in.png", png.getvalue(), "image/png"), prompt="add a hat",
+                                 size="256x256", n=2, response_format="b64_json")
+    assert len(edited.data) == 2
+    for item in edited.data:
+        Image.open(io.BytesIO(base64.b64decode(item.b64_json))).verify()
+    assert emulator.creates(secret, "openai") == 1
+    row = usage_records(server, name, 1)[0]
+    assert (row["route"], row["model"], row["status"], row["output_tokens"]) == ("images.edit", model, 200, 2)
