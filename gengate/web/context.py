@@ -91,17 +91,24 @@ class AppContext:
             await self.router.refresh(conn, version)
 
     async def watch_config(self, interval: float = CONFIG_CHECK_SECONDS) -> None:
-        """Background loop: one small read of `config_version` per interval, whatever the traffic."""
+        """Background loop: one small read of `config_version` (and of the secrets cooling down, which
+        another process may have cooled) per interval, whatever the traffic."""
         while True:
             await asyncio.sleep(interval)
             try:
-                version = await self.db.run_read(_read_config_version)
+                version = await self.db.run_read(self._read_config)
                 if version != self.router.version:
                     await self.reload_config(version)
             except Exception as exc:  # the database may be down for a while: keep checking
                 # Unable to tell whether a key was revoked: stop trusting the cache until a check works.
                 self.key_cache.clear()
                 log.warning("config check failed: %s", exc)
+
+
+    async def _read_config(self, conn: AsyncConnection) -> str:
+        version = await _read_config_version(conn)
+        await self.router.read_cooldowns(conn)
+        return version
 
 
 async def _fetch_key(conn: AsyncConnection, key_hash: str) -> Row[Any] | None:

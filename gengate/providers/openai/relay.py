@@ -2,8 +2,10 @@
 and auto-disable (interface.md "Synchronous calls").
 
 - Candidates come from the in-process routing table (`Router`): the lowest `--priority` number
-  first, weighted random inside a tier. Secrets cooling down go last; secrets this process just
-  disabled are skipped until the table reloads.
+  first, weighted random inside a tier. Secrets cooling down go last: those this process cooled at
+  once, those another process cooled from the router's per-second read of `backoff_until` (each
+  cooldown is written there). Secrets this process just disabled are skipped until the table
+  reloads (a disable bumps `config_version`, so every process reloads within a second).
 - A connect error, a timeout, a 408/409/429 or a 5xx is retried on another channel (never the same
   channel twice in a row, at most `MAX_TRIES`); the secret cools down (`Retry-After` wins).
 - A 401/403, a 402 or an "insufficient quota/balance" reply disables the secret with the reason and
@@ -96,6 +98,8 @@ class Relay:
         ready: list[tuple[Channel, Secret]] = []
         cooling: list[tuple[Channel, Secret]] = []
         now = time.monotonic()
+        shared = router.cooldowns  # another process's cooldowns (wall clock), usually empty
+        wall = time.time() if shared else 0.0
         for secret in router.candidates(self.provider, model):
             if self.disabled:
                 seen = self.disabled.get(secret.id, "-")
@@ -112,6 +116,9 @@ class Relay:
                     cooling.append((channel, secret))
                     continue
                 self.cooling.pop(secret.id, None)
+            if shared and shared.get(secret.id, 0.0) > wall:
+                cooling.append((channel, secret))
+                continue
             ready.append((channel, secret))
         return ready + cooling
 
@@ -181,9 +188,10 @@ class Relay:
 
     # ------------------------------------------------------------------ secret health
     def cool_down(self, secret: Secret, retry_after: float | None) -> None:
-        delay = retry_after if retry_after is not None else self.backoff_base
-        self.cooling[secret.id] = time.monotonic() + min(max(delay, 0.1), self.backoff_max)
-        self._spawn(self._record_failure(secret.id, retry_after))
+        delay = min(max(retry_after if retry_after is not None else self.backoff_base, 0.1), self.backoff_max)
+        self.cooling[secret.id] = time.monotonic() + delay
+        # The same delay in the database, for the other processes (and the secret's failure streak).
+        self._spawn(self._record_failure(secret.id, delay))
 
     def disable(self, secret: Secret, reason: str) -> None:
         self.disabled[secret.id] = self.router.version
