@@ -12,9 +12,10 @@
   record), and for a limited key the same sum taken from `keys.credits`.
 - Bounds. In one process a key never spends more than it holds: reservations are checked against
   the view and the view counts every unwritten charge. Across processes each process decides on its
-  own view, refreshed at every batch (~20 ms under traffic) and before any refusal; the database
-  balance may then end below zero by what other processes admitted since their last batch (in
-  practice one reservation each; the charge itself is never more than the reservation).
+  own view, refreshed at every batch (~20 ms under traffic), after a second idle and before any
+  refusal; the database balance can then end below zero by what the other processes admitted on
+  views that did not yet show each other's charges (a burst on a nearly empty key that starts on
+  several processes at once). A charge is never more than its reservation.
 - Crash safety. Reservations are never written: nothing is held in the database for a call in
   flight, so a crash can strand no reservation and no call is ever charged twice (a batch is one
   transaction, written once). `close()` writes what is queued (SIGTERM loses no settled charge); a
