@@ -148,7 +148,11 @@ async def test_concurrent_calls_never_overspend_a_limited_key(server) -> None:
     creates = server.upstream.stats()["openai"]["creates"]
     c = sdk(server, key)
     n = 24
-    results = await asyncio.gather(*(c.chat.completions.create(**body) for _ in range(n)), return_exceptions=True)
+    try:
+        results = await asyncio.wait_for(asyncio.gather(*(c.chat.completions.create(**body) for _ in range(n)),
+                                                        return_exceptions=True), 120)
+    except TimeoutError:
+        raise AssertionError("calls unanswered after 120 s; server log:\n" + server.log_text()[-6000:]) from None
     ok = [r for r in results if not isinstance(r, BaseException)]
     refused = [r for r in results if isinstance(r, BaseException)]
     for exc in refused:
