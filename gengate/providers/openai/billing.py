@@ -73,9 +73,6 @@ class Balances:
         self.db = db
         self._views: dict[int, _View] = {}
         self._swept = time.monotonic()
-        # Held by a balance read and by the batch write: a read never sees the database without a
-        # batch whose charges are still counted in `held` (or the other way round).
-        self.lock = asyncio.Lock()
 
     def view(self, key_id: int) -> _View | None:
         return self._views.get(key_id)
@@ -105,7 +102,7 @@ class Balances:
             view.used_at = time.monotonic()
 
     def written(self, key_id: int, charged: int, credits: int | None) -> None:
-        """A batch wrote `charged` for the key (under `lock`); `credits`: the balance it returned."""
+        """A batch wrote (committed) `charged` for the key; `credits`: the balance it returned."""
         view = self._views.get(key_id)
         if view is not None:
             view.held -= charged
@@ -121,15 +118,19 @@ class Balances:
             del self._views[key_id]
 
     async def _read(self, key_id: int, started: float) -> _View:
-        async with self.lock:
-            view = self._views.get(key_id)
-            if view is not None and view.read_at >= started:  # read by a concurrent call meanwhile
-                return view
-            credits = await self.db.run_read(lambda conn: conn.scalar(_CREDITS, {"kid": key_id}))
-            view = self._views.get(key_id) or self._views.setdefault(key_id, _View())
+        """The key's balance read again. No lock against the batch writer: a batch in flight during
+        the read is still counted in `held`, so a read that already sees it under-estimates the
+        balance (never over); a read that may predate a batch `written` meanwhile is dropped."""
+        view = self._views.get(key_id)
+        if view is not None and view.read_at >= started:  # read by a concurrent call meanwhile
+            return view
+        begun = time.monotonic()
+        credits = await self.db.run_read(lambda conn: conn.scalar(_CREDITS, {"kid": key_id}))
+        view = self._views.get(key_id) or self._views.setdefault(key_id, _View())
+        if view.read_at < begun:
             view.known = UNLIMITED if credits is None else int(credits)
             view.read_at = time.monotonic()
-            return view
+        return view
 
 
 _BALANCES: weakref.WeakKeyDictionary[Database, Balances] = weakref.WeakKeyDictionary()
@@ -238,18 +239,16 @@ class UsageWriter:
                     limited[r.key_id] += r.credits
         entries = [{"key_id": k, "task_id": None, "kind": "usage", "amount": v, "created_at": now}
                    for k, v in used.items()]
-        balances = self.balances
-        async with balances.lock:
-            left: dict[int, int | None] = {}
-            async with self.db.write() as conn:
-                await conn.execute(_USAGE, [r.row(now) for r in batch])
-                if entries:
-                    await conn.execute(_LEDGER, entries)
-                for key_id, charged in sorted(limited.items()):  # one lock order for every process
-                    left[key_id] = await conn.scalar(_TAKE, {"kid": key_id, "charged": charged})
-            for key_id, charged in limited.items():
-                balances.written(key_id, charged, left[key_id])
-        balances.forget_idle()
+        left: dict[int, int | None] = {}
+        async with self.db.write() as conn:
+            await conn.execute(_USAGE, [r.row(now) for r in batch])
+            if entries:
+                await conn.execute(_LEDGER, entries)
+            for key_id, charged in sorted(limited.items()):  # one lock order for every process
+                left[key_id] = await conn.scalar(_TAKE, {"kid": key_id, "charged": charged})
+        for key_id, charged in limited.items():
+            self.balances.written(key_id, charged, left[key_id])
+        self.balances.forget_idle()
 
     async def close(self) -> None:
         self._closing = True
