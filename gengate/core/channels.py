@@ -1,7 +1,9 @@
 """Upstream accounts: channels and their secrets, selection, per-secret slots, backoff and auto-disable.
 
 The routing table is cached in memory and reloaded when `config_version` (bumped by every change,
-from the CLI or a server) moves, so a running server sees a change from its next request.
+from the CLI or a server) moves, so a running server sees a change from its next request. Cooldowns
+(`backoff_until`, written by whichever process saw the failure) change too often to bump it: each
+process reads the secrets cooling down with its per-second config check (`Router.read_cooldowns`).
 A secret's running slot is a conditional update, so its cap holds across every process.
 """
 
@@ -182,6 +184,10 @@ _RELEASE = (update(channel_secrets)
                                   channel_secrets.c.running - bindparam("u")), else_=0)))
 
 
+_COOLING = (select(channel_secrets.c.id, channel_secrets.c.backoff_until)
+            .where(channel_secrets.c.backoff_until > bindparam("now")))
+
+
 async def acquire_slot(conn: AsyncConnection, secret_id: int, now: float, units: int = 1) -> bool:
     res = await conn.execute(_ACQUIRE, {"sid": secret_id, "now": now, "u": max(1, units)})
     return res.rowcount > 0
@@ -247,6 +253,13 @@ class Router:
         # (provider, model) -> enabled serving channels with live secrets, lowest --priority number first
         self._routes: dict[tuple[str, str], tuple[tuple[Channel, ...], ...]] = {}
         self._served: dict[tuple[str, str], bool] = {}
+        # secret id -> wall-clock end of its cooldown (`backoff_until`), as of the last read
+        self.cooldowns: dict[int, float] = {}
+
+    async def read_cooldowns(self, conn: AsyncConnection) -> None:
+        """The secrets cooling down now, whichever process cooled them (one small query)."""
+        rows = (await conn.execute(_COOLING, {"now": time.time()})).all()
+        self.cooldowns = {r.id: float(r.backoff_until) for r in rows}
 
     async def refresh(self, conn: AsyncConnection, version: str | None = None) -> None:
         version = version if version is not None else await config_version(conn)
@@ -255,6 +268,8 @@ class Router:
         chans: dict[int, Channel] = {}
         secrets: dict[int, Secret] = {}
         rows = (await conn.execute(select(channel_secrets))).all()
+        now = time.time()
+        self.cooldowns = {r.id: float(r.backoff_until) for r in rows if (r.backoff_until or 0) > now}
         by_channel: dict[int, list[Secret]] = {}
         for r in rows:
             s = Secret(id=r.id, channel_id=r.channel_id, value=self._box.open(r.secret_enc),

@@ -37,7 +37,7 @@ async def reserve(conn: AsyncConnection, key_id: int, task_id: int, amount: int,
     if not unlimited and not await _charge(conn, key_id, amount):
         raise InsufficientCredits("insufficient credits")
     await _entry(conn, key_id, task_id, "reserve", amount)
-    metrics.CREDITS.labels("reserved").inc(max(amount, 0))
+    metrics.CREDITS_RESERVED.inc(max(amount, 0))
 
 
 async def settle(conn: AsyncConnection, key_id: int, task_id: int, reserved: int, actual: int) -> int:
@@ -45,15 +45,15 @@ async def settle(conn: AsyncConnection, key_id: int, task_id: int, reserved: int
     actual = max(0, min(actual, reserved))
     await _entry(conn, key_id, task_id, "settle", actual - reserved)
     await _charge(conn, key_id, actual - reserved)
-    metrics.CREDITS.labels("settled").inc(actual)
+    metrics.CREDITS_SETTLED.inc(actual)
     if reserved > actual:
-        metrics.CREDITS.labels("refunded").inc(reserved - actual)
+        metrics.CREDITS_REFUNDED.inc(reserved - actual)
     return actual
 
 
 async def refund(conn: AsyncConnection, key_id: int, task_id: int, reserved: int) -> None:
     await _entry(conn, key_id, task_id, "refund", -reserved)
-    metrics.CREDITS.labels("refunded").inc(max(reserved, 0))
+    metrics.CREDITS_REFUNDED.inc(max(reserved, 0))
     await _charge(conn, key_id, -reserved)
 
 
@@ -64,7 +64,7 @@ async def charge_call(conn: AsyncConnection, key_id: int, amount: int) -> None:
     if not await _charge(conn, key_id, amount):
         raise InsufficientCredits("insufficient credits")
     await _entry(conn, key_id, None, "usage", amount)
-    metrics.CREDITS.labels("settled").inc(max(amount, 0))
+    metrics.CREDITS_SETTLED.inc(max(amount, 0))
 
 
 async def _entry(conn: AsyncConnection, key_id: int, task_id: int | None, kind: str, amount: int) -> None:

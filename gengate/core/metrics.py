@@ -7,6 +7,8 @@ requests (gengate.web.metrics). Gauges that describe shared state (`gengate_task
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -29,6 +31,30 @@ WEBHOOKS = Counter("gengate_webhook_deliveries", "Webhook delivery attempts (del
 
 for _kind in ("reserved", "settled", "refunded"):
     CREDITS.labels(_kind)
+
+# Children of the hot path's series, looked up once (a `labels()` call builds a key and takes a lock).
+CREDITS_RESERVED = CREDITS.labels("reserved")
+CREDITS_SETTLED = CREDITS.labels("settled")
+CREDITS_REFUNDED = CREDITS.labels("refunded")
+
+
+class UpstreamMeter:
+    """The upstream series of one provider, their children cached by (channel, outcome): counting a
+    call is one dict lookup, an increment and an observation."""
+
+    def __init__(self, provider: str) -> None:
+        self.provider = provider
+        self.duration = UPSTREAM_DURATION.labels(provider)
+        self._counts: dict[tuple[str, str], Any] = {}
+
+    def count(self, channel: str, outcome: str, seconds: float) -> None:
+        child = self._counts.get((channel, outcome))
+        if child is None:
+            if len(self._counts) >= 4096:  # channels come and go (renamed, deleted): stay bounded
+                self._counts.clear()
+            child = self._counts[(channel, outcome)] = UPSTREAM_REQUESTS.labels(self.provider, channel, outcome)
+        child.inc()
+        self.duration.observe(seconds)
 
 
 async def cooling_secrets(conn: AsyncConnection, now: float) -> set[int]:

@@ -105,8 +105,9 @@ class AppContext:
         self.bus.publish(CONFIG)
 
     async def watch_config(self) -> None:
-        """Background loop: one small read of `config_version` per interval (the contract: a change is
-        seen within 2 s), whatever the traffic; a reload at once when the bus announces a change."""
+        """Background loop: one small read of `config_version` (and of the secrets cooling down, which
+        another process may have cooled) per interval (the contract: a change is seen within 2 s),
+        whatever the traffic; a reload at once when the bus announces a change."""
         interval = self.settings.config_check_interval
         while True:
             try:
@@ -115,13 +116,19 @@ class AppContext:
                 pass
             self._reload_wanted.clear()
             try:
-                version = await self.db.run_read(_read_config_version)
+                version = await self.db.run_read(self._read_config)
                 if version != self.router.version:
                     await self.reload_config(version)
             except Exception as exc:  # the database may be down for a while: keep checking
                 # Unable to tell whether a key was revoked: stop trusting the cache until a check works.
                 self.key_cache.clear()
                 log.warning("config check failed: %s", exc)
+
+
+    async def _read_config(self, conn: AsyncConnection) -> str:
+        version = await _read_config_version(conn)
+        await self.router.read_cooldowns(conn)
+        return version
 
 
 async def _fetch_key(conn: AsyncConnection, key_hash: str) -> Row[Any] | None:

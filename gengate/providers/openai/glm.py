@@ -70,7 +70,7 @@ class GLMChat(OpenAIRoutes):
         self.parent_relay = parent.relay
         self.relay = Relay(self.ctx.db, self.ctx.router, connect_timeout=s.connect_timeout,
                            read_timeout=s.request_timeout, backoff_base=s.backoff_base, backoff_max=s.backoff_max,
-                           provider=PROVIDER, auth=GLMAuth())
+                           provider=PROVIDER, auth=GLMAuth(), on_disabled=self.ctx.config_changed_soon)
         self.ctx.closers.append(self.relay.close)
 
     def takes(self, model: str) -> bool:

@@ -2,7 +2,8 @@
 
 Priced per image by model, size and quality; the reservation is `n` images. A `url` in the upstream
 reply is downloaded into gengate's storage and replaced by a signed gengate media URL (interface.md
-"Media URLs"); `b64_json` is relayed as it came. An edit's multipart body is forwarded as its bytes.
+"Media URLs"); `b64_json` is relayed as it came. An edit's multipart body is forwarded as its bytes,
+only its `model` part renamed under a channel's `--model-map`.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from starlette.responses import Response
 
 from gengate.core.channels import Channel
 from gengate.core.errors import GengateError, InvalidRequest, UpstreamUnavailable
-from gengate.providers.openai import bodies
+from gengate.providers.openai import bodies, multipart
 from gengate.providers.openai.billing import UsageRecord
 from gengate.providers.openai.errors import openai_error
 from gengate.providers.openai.image_providers import ProviderImages
@@ -110,8 +111,13 @@ class Images:
         if image is None or isinstance(image, str):
             raise InvalidRequest("Missing required parameter: 'image'.", param="image")
 
+        boundary = multipart.boundary_of(ctype)
+
         def body_for(channel: Channel, call: ImageCall) -> tuple[bytes, str]:
-            return raw, call.model  # forwarded as sent (a model map does not rename inside multipart)
+            upstream = channel.upstream_model(call.model)
+            if upstream == call.model or boundary is None:
+                return raw, upstream  # forwarded as sent
+            return multipart.with_field(raw, boundary, "model", upstream), upstream
 
         return await self._call(key, fields, True, "/images/edits", ctype, body_for)
 

@@ -2,8 +2,10 @@
 and auto-disable (interface.md "Synchronous calls").
 
 - Candidates come from the in-process routing table (`Router`): the lowest `--priority` number
-  first, weighted random inside a tier. Secrets cooling down go last; secrets this process just
-  disabled are skipped until the table reloads.
+  first, weighted random inside a tier. Secrets cooling down go last: those this process cooled at
+  once, those another process cooled from the router's per-second read of `backoff_until` (each
+  cooldown is written there). Secrets this process just disabled are skipped until the table
+  reloads (a disable bumps `config_version`, so every process reloads within a second).
 - A connect error, a timeout, a 408/409/429 or a 5xx is retried on another channel (never the same
   channel twice in a row, at most `MAX_TRIES`); the secret cools down (`Retry-After` wins).
 - A 401/403, a 402 or an "insufficient quota/balance" reply disables the secret with the reason and
@@ -23,6 +25,7 @@ from dataclasses import dataclass
 import aiohttp
 
 from gengate.core import channels as chan
+from gengate.core import metrics
 from gengate.core.channels import Channel, Router, Secret
 from gengate.core.errors import GengateError, UpstreamUnavailable
 from gengate.db.engine import Database
@@ -34,6 +37,7 @@ PROVIDER = "openai"
 MAX_TRIES = 3
 RETRYABLE = frozenset({408, 409, 429})
 DISABLING = frozenset({401, 403, 402})
+_OUTCOMES = {1: "1xx", 2: "2xx", 3: "3xx", 4: "4xx", 5: "5xx"}
 QUOTA_WORDS = (b"insufficient_quota", b"insufficient balance", b"insufficient_balance", b"billing_hard_limit")
 
 
@@ -59,8 +63,9 @@ def bearer_auth(channel: Channel, secret: Secret) -> str:
 class Relay:
     def __init__(self, db: Database, router: Router, *, connect_timeout: float, read_timeout: float,
                  backoff_base: float, backoff_max: float, provider: str = PROVIDER,
-                 auth: AuthFor = bearer_auth) -> None:
+                 auth: AuthFor = bearer_auth, on_disabled: Callable[[], None] | None = None) -> None:
         self.db, self.router = db, router
+        self.on_disabled = on_disabled  # after a disable is written: tell the other processes at once
         self.provider, self.auth = provider, auth  # the channels' provider; how a secret is sent
         self.read_timeout = read_timeout
         self.backoff_base, self.backoff_max = backoff_base, backoff_max
@@ -69,6 +74,7 @@ class Relay:
         self.cooling: dict[int, float] = {}  # secret id -> monotonic time its cooldown ends
         self.disabled: dict[int, str | None] = {}  # secret id -> router version when this process disabled it
         self._background: set[asyncio.Task[None]] = set()
+        self.meter = metrics.UpstreamMeter(provider)  # gengate_upstream_requests_total and its duration
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -93,6 +99,8 @@ class Relay:
         ready: list[tuple[Channel, Secret]] = []
         cooling: list[tuple[Channel, Secret]] = []
         now = time.monotonic()
+        shared = router.cooldowns  # another process's cooldowns (wall clock), usually empty
+        wall = time.time() if shared else 0.0
         for secret in router.candidates(self.provider, model):
             if self.disabled:
                 seen = self.disabled.get(secret.id, "-")
@@ -109,6 +117,9 @@ class Relay:
                     cooling.append((channel, secret))
                     continue
                 self.cooling.pop(secret.id, None)
+            if shared and shared.get(secret.id, 0.0) > wall:
+                cooling.append((channel, secret))
+                continue
             ready.append((channel, secret))
         return ready + cooling
 
@@ -133,16 +144,21 @@ class Relay:
             last_channel = channel.id
             data, upstream_model = body_for(channel)
             headers = {"Authorization": self.auth(channel, secret), "Content-Type": content_type}
+            started = time.perf_counter()
             try:
                 response = await self.session.post(channel.base_url + path, data=data, headers=headers,
                                                    timeout=self.timeout, allow_redirects=False)
             except (aiohttp.ClientError, TimeoutError) as exc:
+                not_sent = isinstance(exc, (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError))
+                self.meter.count(channel.name, "not_sent" if not_sent else "unknown", time.perf_counter() - started)
                 self.cool_down(secret, None)
                 last_error = UpstreamUnavailable(f"The upstream could not be reached ({type(exc).__name__}).",
                                                  status=502)
                 log.info("%s channel %s: %s, trying another", self.provider, channel.name, type(exc).__name__)
                 continue
             status = response.status
+            # Duration to the reply's headers (a stream's body is the client's pace, not the upstream's).
+            self.meter.count(channel.name, _OUTCOMES.get(status // 100, "unknown"), time.perf_counter() - started)
             if status < 300:
                 return Opened(response, channel, secret, upstream_model)
             try:
@@ -173,9 +189,10 @@ class Relay:
 
     # ------------------------------------------------------------------ secret health
     def cool_down(self, secret: Secret, retry_after: float | None) -> None:
-        delay = retry_after if retry_after is not None else self.backoff_base
-        self.cooling[secret.id] = time.monotonic() + min(max(delay, 0.1), self.backoff_max)
-        self._spawn(self._record_failure(secret.id, retry_after))
+        delay = min(max(retry_after if retry_after is not None else self.backoff_base, 0.1), self.backoff_max)
+        self.cooling[secret.id] = time.monotonic() + delay
+        # The same delay in the database, for the other processes (and the secret's failure streak).
+        self._spawn(self._record_failure(secret.id, delay))
 
     def disable(self, secret: Secret, reason: str) -> None:
         self.disabled[secret.id] = self.router.version
@@ -201,6 +218,9 @@ class Relay:
                 await chan.disable_secret(conn, secret_id, reason[:300])
         except Exception as exc:
             log.warning("disabling secret %s failed: %s", secret_id, exc)
+            return
+        if self.on_disabled is not None:
+            self.on_disabled()
 
 
 def _retry_after(value: str | None) -> float | None:

@@ -22,7 +22,7 @@ from starlette.types import Receive, Scope, Send
 from gengate.core.channels import Channel
 from gengate.core.errors import GengateError, InvalidRequest, ModelNotAllowed, UpstreamUnavailable
 from gengate.core.keys import ClientKey
-from gengate.providers.openai import billing, bodies
+from gengate.providers.openai import bodies
 from gengate.providers.openai.billing import UsageRecord, UsageWriter
 from gengate.providers.openai.errors import openai_error
 from gengate.providers.openai.images import Images
@@ -78,7 +78,7 @@ class OpenAIRoutes:
         s = ctx.settings
         self.ctx = ctx
         self.relay = Relay(ctx.db, ctx.router, connect_timeout=s.connect_timeout, read_timeout=s.request_timeout,
-                           backoff_base=s.backoff_base, backoff_max=s.backoff_max)
+                           backoff_base=s.backoff_base, backoff_max=s.backoff_max, on_disabled=ctx.config_changed_soon)
         self.writer = UsageWriter(ctx.db)
         self.pricing = Pricing(ctx.engine.prices)
         self.images = Images(self)
@@ -104,7 +104,7 @@ class OpenAIRoutes:
     async def reserve(self, rec: UsageRecord, amount: int) -> None:
         if rec.limited:
             amount = reservation(amount)
-            await billing.reserve(self.ctx.db, rec.key_id, amount)
+            await self.writer.balances.reserve(rec.key_id, amount)
             rec.reserved = amount  # only once taken: a refused reservation has nothing to give back
 
     def finish(self, rec: UsageRecord, status: int, error: str | None = None) -> None:

@@ -39,7 +39,7 @@ class ZhipuRoutes(OpenAIRoutes):
         self.auth = GLMAuth()
         self.relay = Relay(ctx.db, ctx.router, connect_timeout=s.connect_timeout, read_timeout=s.request_timeout,
                            backoff_base=s.backoff_base, backoff_max=s.backoff_max, provider=PROVIDER,
-                           auth=self.auth)
+                           auth=self.auth, on_disabled=ctx.config_changed_soon)
         self.writer = UsageWriter(ctx.db)
         self.pricing = Pricing(ctx.engine.prices)
         ctx.closers.append(self.writer.close)

@@ -133,3 +133,40 @@ async def test_sigterm_writes_queued_settlements(backend, make_server) -> None:
     charged = sum(cost(r.usage.prompt_tokens, r.usage.completion_tokens) for r in replies)
     assert credits_of(server, name) == 1_000_000 - charged
     assert len(server.db_query("SELECT id FROM usage_records")) == 10
+
+
+async def test_concurrent_calls_never_overspend_a_limited_key(server, http: aiohttp.ClientSession) -> None:
+    """The balance is held in the process (no database write per call): N calls at once on a key that
+    pays for only a few of them → at most what the key holds is charged, the rest are 429 with nothing
+    sent upstream, and every call has its usage record."""
+    _, probe = server.make_named_key(credits=1_000_000)
+    body = {"model": "gpt-4o", "messages": HI, "max_tokens": 16}
+    first = await sdk(server, probe).chat.completions.create(**body)
+    one = cost(first.usage.prompt_tokens, first.usage.completion_tokens)
+    k = 4
+    name, key = server.make_named_key(credits=k * one + one // 2)
+    creates = server.upstream.stats()["openai"]["creates"]
+    n = 24
+
+    async def call() -> tuple[int, dict]:
+        async with http.post(server.url + "/v1/chat/completions", json=body,
+                             headers={"Authorization": f"Bearer {key}"}) as resp:
+            return resp.status, await resp.json()
+
+    results = await asyncio.wait_for(asyncio.gather(*(call() for _ in range(n))), 120)
+    ok = [reply for status, reply in results if status == 200]
+    refused = [reply for status, reply in results if status != 200]
+    for status, reply in results:
+        assert status in (200, 429), reply
+        if status == 429:
+            assert reply["error"]["code"] == "insufficient_quota" and reply["error"]["type"] == "insufficient_quota"
+    # The reservation (an upper bound for 16 output tokens) is at least one call's cost: at most
+    # k calls fit, and one more reservation per process is all the contract allows.
+    assert 1 <= len(ok) <= k + 1 and len(refused) == n - len(ok), (len(ok), k)
+    assert server.upstream.stats()["openai"]["creates"] - creates == len(ok)  # refused: nothing sent
+    rows = usage_records(server, name, n)
+    assert len(rows) == n and sorted(r["status"] for r in rows) == [200] * len(ok) + [429] * len(refused)
+    charged = sum(r["credits"] for r in rows)
+    assert charged == sum(cost(r["usage"]["prompt_tokens"], r["usage"]["completion_tokens"]) for r in ok)
+    left = await _settled(server, name, k * one + one // 2 - charged)
+    assert left == k * one + one // 2 - charged and left >= 0  # one process: never below zero

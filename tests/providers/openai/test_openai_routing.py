@@ -9,6 +9,8 @@ each test adds its own channels, serving a client model name of its own mapped t
 from __future__ import annotations
 
 import asyncio
+import base64
+import io
 import secrets
 import time
 
@@ -16,6 +18,8 @@ import openai
 import pytest
 from harness.openai import add_openai_channel, assert_openai_error, channel_rows, credits_of, sdk, usage_records
 from harness.processes import free_port
+from harness.services import fresh_pg_database
+from PIL import Image
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -188,3 +192,53 @@ async def test_responses_false_is_a_clear_400(server, emulator) -> None:
         await c.responses.create(model=model, input="hi")
     assert "chat/completions" in assert_openai_error(exc.value, 400)["message"]
     assert (await c.chat.completions.create(model=model, messages=HI)).choices
+
+
+async def test_image_edit_follows_the_model_map(server, emulator) -> None:
+    """An edit's multipart body goes up as sent, its `model` renamed by the channel's `--model-map`
+    (the emulator edits with dall-e-2 only, and refuses any other name)."""
+    name, key = server.make_named_key(credits=1_000_000)
+    model = _model("editor")
+    secret = add_openai_channel(server, emulator, f"ed-{model}", models=model,
+                                extra=("--model-map", f"{model}=dall-e-2"))
+    await _served(server, key, model)
+    png = io.BytesIO()
+    Image.new("RGBA", (32, 32), (200, 30, 30, 255)).save(png, "PNG")
+    c = sdk(server, key)
+    edited = await c.images.edit(model=model, image=("in.png", png.getvalue(), "image/png"), prompt="add a hat",
+                                 size="256x256", n=2, response_format="b64_json")
+    assert len(edited.data) == 2
+    for item in edited.data:
+        Image.open(io.BytesIO(base64.b64decode(item.b64_json))).verify()
+    assert emulator.creates(secret, "openai") == 1
+    row = usage_records(server, name, 1)[0]
+    assert (row["route"], row["model"], row["status"], row["output_tokens"]) == ("images.edit", model, 200, 2)
+
+
+async def test_cooldown_and_disable_reach_every_process(make_server, emulator) -> None:
+    """Two processes on one PostgreSQL database: a secret that process A cooled down (429 with
+    Retry-After: 30) or disabled (401) is not tried by process B either, a couple of seconds later."""
+    with fresh_pg_database() as pg:
+        env = {**ENV, "GENGATE_SECRET_KEY": secrets.token_urlsafe(24)}
+        a = make_server(database_url=pg, sandbox=False, env=env)
+        b = make_server(database_url=pg, sandbox=False, env=env)
+        key = a.make_key()
+        cooled, disabled = _model("xcool"), _model("xoff")
+        a_cool, b_cool = await _pair(a, emulator, key, cooled)
+        a_off, b_off = await _pair(a, emulator, key, disabled)
+        await _served(b, key, cooled, within=0)
+        await _served(b, key, disabled, within=0)
+        emulator.fault(provider="openai", op="create", secret=a_cool, count=1, kind="status", status=429,
+                       retry_after=30)
+        emulator.fault(provider="openai", op="create", secret=a_off, count=1, kind="status", status=401)
+        on_a, on_b = sdk(a, key), sdk(b, key)
+        for model in (cooled, disabled):  # on A: the preferred channel fails, B serves the call
+            assert (await on_a.chat.completions.create(model=model, messages=HI)).model == model
+        a_calls = [emulator.creates(s, "openai") for s in (a_cool, a_off)]  # a fault's reply may go uncounted
+        assert [emulator.creates(s, "openai") for s in (b_cool, b_off)] == [1, 1]
+        await asyncio.sleep(2.0)  # one config check of B (every second) and the write behind A's failure
+        for _ in range(3):  # on B: the fault rules are spent, yet A's channel is not tried
+            for model in (cooled, disabled):
+                assert (await on_b.chat.completions.create(model=model, messages=HI)).model == model
+        assert [emulator.creates(s, "openai") for s in (b_cool, b_off)] == [4, 4]
+        assert [emulator.creates(s, "openai") for s in (a_cool, a_off)] == a_calls  # not one call reached A
