@@ -25,6 +25,7 @@ from gengate.core.keys import ClientKey
 from gengate.providers.openai import bodies
 from gengate.providers.openai.billing import UsageRecord, UsageWriter
 from gengate.providers.openai.errors import openai_error
+from gengate.providers.openai.image_table import MODELS as IMAGE_MODELS
 from gengate.providers.openai.images import Images
 from gengate.providers.openai.prices import Pricing, TokenPrice, price_model, reservation
 from gengate.providers.openai.relay import MAX_TRIES, Opened, Relay
@@ -43,6 +44,7 @@ from gengate.providers.openai.schemas import (
     ResponsesRequest,
 )
 from gengate.providers.openai.streaming import SSE_HEADERS, RelayedStream, StreamRelay
+from gengate.providers.videos.table import MODELS as VIDEO_MODELS
 from gengate.web.context import AppContext
 from gengate.web.family import Family
 from gengate.web.requests import bearer
@@ -93,6 +95,15 @@ class OpenAIRoutes:
     async def key(self, request: Request) -> ClientKey:
         return await self.ctx.authenticate(bearer(request))
 
+    def task_model_served(self, name: str) -> bool:
+        """An image or video model of a task provider (/v1/images/generations, /v1/videos) that a
+        channel serves."""
+        router = self.ctx.router
+        if (image := IMAGE_MODELS.get(name)) is not None and router.has_channel(image.provider, name):
+            return True
+        video = VIDEO_MODELS.get(name)
+        return video is not None and any(router.has_channel(r.provider, name) for r in video.routes)
+
     def check_model(self, key: ClientKey, model: str) -> None:
         if not key.allows(model) or not self.relay.serves(model):
             raise not_found(model)
@@ -115,22 +126,30 @@ class OpenAIRoutes:
 
     # ------------------------------------------------------------------ models
     async def models(self, request: Request) -> Response:
+        """Every model this key may use on a `/v1` route and a live channel serves: the relay's (and
+        GLM's chat models, answered on /v1 too), then the image and video models of the task providers."""
         key = await self.key(request)
+        router = self.ctx.router
         names: dict[str, None] = {}
-        for channel in self.ctx.router.channels.values():
-            if channel.provider != "openai" or not channel.enabled or channel.deleted:
+        for channel in router.channels.values():
+            if channel.provider not in ("openai", "zhipu") or not channel.enabled or channel.deleted:
                 continue
             if not any(s.enabled for s in channel.secrets):
                 continue
             for name in (*(channel.models or ()), *channel.model_map):
                 if not any(c in name for c in "*?[") and channel.serves(name) and key.allows(name):
                     names[name] = None
+        for name in (*IMAGE_MODELS, *VIDEO_MODELS):
+            if key.allows(name) and self.task_model_served(name):
+                names[name] = None
         return Response(orjson.dumps({"object": "list", "data": [_model(n) for n in names]}), media_type=JSON_TYPE)
 
     async def model(self, request: Request) -> Response:
         key = await self.key(request)
         name = request.path_params["model"]
-        self.check_model(key, name)
+        served = self.ctx.router.has_channel("zhipu", name) or self.task_model_served(name)
+        if not (served and key.allows(name)):
+            self.check_model(key, name)
         return Response(orjson.dumps(_model(name)), media_type=JSON_TYPE)
 
     # ------------------------------------------------------------------ JSON calls
@@ -267,9 +286,14 @@ class OpenAIRoutes:
         return await self.images.edit(request)
 
 
+OWNERS = {"dall": "system", "text": "system", "glm": "zhipu", "cogview": "zhipu", "cogvideox": "zhipu",
+          "kling": "kling", "gen4": "runway", "gen4.5": "runway", "veo3.1": "runway", "ray": "luma",
+          "photon": "luma", "viduq1": "vidu"}
+
+
 def _model(name: str) -> dict[str, Any]:
     return {"id": name, "object": "model", "created": MODEL_CREATED.get(name, 1700000000),
-            "owned_by": "system" if name.startswith(("dall-e", "text-embedding")) else "openai"}
+            "owned_by": OWNERS.get(name.split("-")[0].split("_")[0], "openai")}
 
 
 def _lean(route: BaseRoute) -> BaseRoute:

@@ -30,6 +30,12 @@ async def test_models_list_and_retrieve(server) -> None:
     c = sdk(server, key)
     ids = [m.id async for m in c.models.list()]
     assert {"gpt-4o-mini", "gpt-4o", "text-embedding-3-small", "dall-e-3", "dall-e-2"} <= set(ids)
+    # every model a /v1 route answers: GLM chat, the image and video models of the task providers
+    assert {"glm-4-flash", "cogview-4", "kling-v1", "gen4_image", "photon-1", "gen4_turbo", "ray-2", "viduq1",
+            "cogvideox-3"} <= set(ids), ids
+    assert len(ids) == len(set(ids))
+    assert (await c.models.retrieve("glm-4-flash")).owned_by == "zhipu"
+    assert (await c.models.retrieve("ray-2")).owned_by == "luma"
     assert not any("*" in i for i in ids)
     model = await c.models.retrieve("gpt-4o")
     assert model.id == "gpt-4o" and model.object == "model" and model.owned_by
