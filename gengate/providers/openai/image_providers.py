@@ -14,6 +14,7 @@ import asyncio
 import base64
 import json
 import time
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -45,6 +46,10 @@ class ImageTimeout(UpstreamUnavailable):
     status = 504
 
 
+class ClientGone(UpstreamUnavailable):
+    status = 499  # nginx's "client closed request": nobody reads the reply, the log and metrics do
+
+
 class ProviderImages:
     def __init__(self, routes: OpenAIRoutes) -> None:
         self.r = routes
@@ -57,7 +62,10 @@ class ProviderImages:
     def serves(model: str) -> bool:
         return model in MODELS
 
-    async def generate(self, key: ClientKey, call: ImageCall, fmt: str) -> Response:
+    async def generate(self, key: ClientKey, call: ImageCall, fmt: str,
+                       disconnected: Callable[[], Awaitable[bool]] | None = None) -> Response:
+        """`disconnected` tells whether the client went away: a task-backed image it no longer waits
+        for is cancelled (and refunded) instead of being made and charged for nobody."""
         route = MODELS[call.model]
         ctx = self.r.ctx
         if not key.allows(call.model) or not ctx.router.has_channel(route.provider, call.model):
@@ -71,7 +79,7 @@ class ProviderImages:
         if route.sync:
             keys = await self._sync(key, call, native)
         else:
-            keys = await self._task(key, route, native)
+            keys = await self._task(key, route, native, disconnected)
         data = [await self._item(k, fmt) for k in keys]
         return Response(orjson.dumps({"created": int(time.time()), "data": data}), media_type=JSON_TYPE)
 
@@ -130,7 +138,8 @@ class ProviderImages:
         return keys
 
     # ------------------------------------------------------------------ task-backed
-    async def _task(self, key: ClientKey, route: ImageRoute, native: dict[str, Any]) -> list[str]:
+    async def _task(self, key: ClientKey, route: ImageRoute, native: dict[str, Any],
+                    disconnected: Callable[[], Awaitable[bool]] | None = None) -> list[str]:
         ctx = self.r.ctx
         adaptor = ctx.adaptors[route.provider]
         resolver = KeyResolver(ctx, key)
@@ -140,7 +149,7 @@ class ProviderImages:
         else:
             prepared = await adaptor.prepare(native, resolver)
         row = await ctx.engine.create(key, adaptor, prepared)
-        row = await self._await(key, row)
+        row = await self._await(key, row, disconnected)
         state = TaskState(row.state)
         if state is not TaskState.SUCCEEDED:
             reason = row.error_message or f"the task ended {state.value}"
@@ -153,15 +162,18 @@ class ProviderImages:
             raise UpstreamUnavailable("The image generation produced no image.", status=502)
         return found
 
-    async def _await(self, key: ClientKey, row: Row[Any]) -> Row[Any]:
-        """The task once terminal; at the deadline it is cancelled (refunded) and a 504 raised."""
+    async def _await(self, key: ClientKey, row: Row[Any],
+                     disconnected: Callable[[], Awaitable[bool]] | None = None) -> Row[Any]:
+        """The task once terminal; at the deadline, or when the client has gone, it is cancelled
+        (refunded) and a 504 (or, for nobody, a 499) raised."""
         ctx = self.r.ctx
         deadline = time.monotonic() + ctx.settings.image_wait
         wake = ctx.notifier.subscribe(row.id, row.updated_at)
         try:
             while TaskState(row.state) not in TERMINAL:
                 left = deadline - time.monotonic()
-                if left <= 0:
+                gone = disconnected is not None and await disconnected()
+                if left <= 0 or gone:
                     try:
                         await ctx.engine.cancel(key, row.public_id)
                     except Conflict:  # it ended meanwhile: answer what it became
@@ -169,6 +181,8 @@ class ProviderImages:
                             fresh = await store.get_row(conn, row.id)
                         if fresh is not None and TaskState(fresh.state) in TERMINAL:
                             return fresh
+                    if gone:
+                        raise ClientGone("The client closed the request; its image task was cancelled and refunded.")
                     raise ImageTimeout(f"The image was not ready within {ctx.settings.image_wait:g} seconds; "
                                        "its task was cancelled and refunded.", status=504)
                 wake.clear()

@@ -85,7 +85,7 @@ class Images:
         model = body.get("model")
         if isinstance(model, str) and not self.r.relay.serves(model) and self.providers.serves(model):
             call = ImageCall(body, False)  # another provider's image model (image_table.py)
-            return await self.providers.generate(key, call, call.response_format)
+            return await self.providers.generate(key, call, call.response_format, request.is_disconnected)
 
         def body_for(channel: Channel, call: ImageCall) -> tuple[bytes, str]:
             upstream = channel.upstream_model(call.model)

@@ -9,8 +9,10 @@ client (openai.AsyncOpenAI) → `gengate serve --sandbox` (subprocess) → HTTP 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
+import time
 
 import aiohttp
 import openai
@@ -120,3 +122,23 @@ async def test_timeout_cancels_and_refunds(make_server) -> None:
     assert server.credits(name) == 1_000_000
     rows = server.db_query("SELECT state FROM tasks WHERE provider = 'luma'")
     assert [r["state"] for r in rows] == ["cancelled"]
+
+
+async def test_a_client_that_goes_away_cancels_its_image_task(server, http: aiohttp.ClientSession) -> None:
+    name, key = server.make_named_key(credits=1_000_000)
+    server.upstream.hold(True, provider="luma")
+    try:
+        with pytest.raises(TimeoutError):  # the client gives up while the task is held upstream
+            async with http.post(f"{server.url}/v1/images/generations", headers={"Authorization": f"Bearer {key}"},
+                                 json={"model": "photon-1", "prompt": "never mind"},
+                                 timeout=aiohttp.ClientTimeout(total=2)) as resp:
+                await resp.read()
+        query = ("SELECT t.state FROM tasks t JOIN keys k ON k.id = t.key_id "
+                 f"WHERE k.name = '{name}'")
+        deadline = time.monotonic() + 10
+        while [r["state"] for r in server.db_query(query)] != ["cancelled"]:
+            assert time.monotonic() < deadline, server.db_query(query)
+            await asyncio.sleep(0.2)
+    finally:
+        server.upstream.hold(False, provider="luma")
+    assert server.credits(name) == 1_000_000  # refunded: nobody was there to take the image
