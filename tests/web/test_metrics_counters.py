@@ -11,21 +11,12 @@ import re
 import secrets
 
 import pytest
+from harness.metrics import sample
 
 pytestmark = pytest.mark.timeout(180)
 
 BODY = {"type": "text2video", "input": {"prompts": [{"type": "text", "content": "a paper kite"}]},
         "settings": {"duration": 4, "model_version": "2.0", "resolution": "720p"}}
-
-
-def sample(text: str, name: str, **labels: str) -> float:
-    """The sum of every series of `name` whose labels include `labels`."""
-    total = 0.0
-    for raw, value in re.findall(rf"^{name}\{{(.*)\}} (\S+)$", text, re.M):
-        got = dict(re.findall(r'(\w+)="([^"]*)"', raw))
-        if all(got.get(k) == v for k, v in labels.items()):
-            total += float(value)
-    return total
 
 
 async def scrape(http, server, token: str | None = None) -> str:

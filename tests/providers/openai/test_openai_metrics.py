@@ -11,21 +11,12 @@ import re
 
 import aiohttp
 import pytest
+from harness.metrics import sample
 from harness.openai import credits_of, sdk, usage_records
 
 pytestmark = pytest.mark.timeout(180)
 
 HI = [{"role": "user", "content": "count me"}]
-
-
-def sample(text: str, name: str, **labels: str) -> float:
-    """The sum of every series of `name` whose labels include `labels`."""
-    total = 0.0
-    for raw, value in re.findall(rf"^{name}\{{(.*)\}} (\S+)$", text, re.M):
-        got = dict(re.findall(r'(\w+)="([^"]*)"', raw))
-        if all(got.get(k) == v for k, v in labels.items()):
-            total += float(value)
-    return total
 
 
 async def scrape(http: aiohttp.ClientSession, server) -> str:

@@ -7,7 +7,6 @@ import asyncio
 
 import pytest
 from harness.runway import RunwayRaw, assert_runway_error, i2v, noisy_png_data_uri, sdk
-from runwayml.lib import polling
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -15,12 +14,6 @@ pytestmark = pytest.mark.timeout(180)
 @pytest.fixture(scope="module")
 def server(make_server):
     return make_server()
-
-
-@pytest.fixture
-def fast_polls(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(polling, "POLL_TIME", 0.6)
-    monkeypatch.setattr(polling, "POLL_JITTER", 0.4)
 
 
 async def test_an_inline_image_of_several_mb_goes_upstream_but_not_into_the_task_row(server, fast_polls):

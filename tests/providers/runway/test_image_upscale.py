@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import pytest
 from harness.runway import RunwayRaw, assert_runway_error, download, png_data_uri, probe_png, sdk
-from runwayml.lib import polling
 from runwayml.types.task_retrieve_response import Succeeded
 
 pytestmark = pytest.mark.timeout(180)
@@ -23,12 +22,6 @@ def setup(make_server, emulator):
     server.start()
     server.upstream = emulator
     return server, secret
-
-
-@pytest.fixture
-def fast_polls(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(polling, "POLL_TIME", 0.6)
-    monkeypatch.setattr(polling, "POLL_JITTER", 0.4)
 
 
 @pytest.mark.parametrize(("scale", "size"), [(None, (128, 72)), (4, (256, 144))])

@@ -22,12 +22,6 @@ def server(sandbox_server):
     return sandbox_server
 
 
-@pytest.fixture
-def fast_polls(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(polling, "POLL_TIME", 0.6)
-    monkeypatch.setattr(polling, "POLL_JITTER", 0.4)
-
-
 async def _video(client: runwayml.AsyncRunwayML) -> None:
     created = await client.image_to_video.create(model="gen4_turbo", prompt_image=png_data_uri(), ratio="1280:720",
                                                  duration=5)

@@ -20,12 +20,6 @@ GEN4_TURBO_5S = 5 * 5 * 10_000  # 5 Runway credits a second, 10,000 gengate cred
 GEN4_IMAGE_1080P = 8 * 10_000
 
 
-@pytest.fixture
-def fast_polls(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(polling, "POLL_TIME", 0.6)
-    monkeypatch.setattr(polling, "POLL_JITTER", 0.4)
-
-
 async def test_image_to_video_waits_for_gengate_urls(sandbox_server, http):
     """The SDK's own polling rhythm, unchanged: create, wait, download a playable MP4 from gengate."""
     server = sandbox_server

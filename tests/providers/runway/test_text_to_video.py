@@ -28,12 +28,6 @@ def setup(make_server, emulator):
     emulator.clear_faults()
 
 
-@pytest.fixture
-def fast_polls(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(polling, "POLL_TIME", 0.6)
-    monkeypatch.setattr(polling, "POLL_JITTER", 0.4)
-
-
 async def test_gen45_text_to_video_is_a_playable_mp4_billed_per_second(setup, http, fast_polls):
     server, secret = setup
     name, key = server.make_named_key(credits=1_000_000)

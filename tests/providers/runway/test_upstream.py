@@ -9,7 +9,6 @@ import asyncio
 
 import pytest
 from harness.runway import RunwayRaw, assert_runway_error, i2v, png_data_uri, sdk
-from runwayml.lib import polling
 from runwayml.types.task_retrieve_response import Succeeded, Throttled
 
 pytestmark = pytest.mark.timeout(240)
@@ -33,12 +32,6 @@ def setup(make_server, emulator):
     server.upstream = emulator
     yield server, {"main": main, "old": old, "solo": solo}
     emulator.clear_faults()
-
-
-@pytest.fixture
-def fast_polls(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(polling, "POLL_TIME", 0.6)
-    monkeypatch.setattr(polling, "POLL_JITTER", 0.4)
 
 
 async def test_the_channels_version_goes_upstream_not_the_clients(setup, http, emulator):

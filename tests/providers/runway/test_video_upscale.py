@@ -9,7 +9,6 @@ import base64
 
 import pytest
 from harness.runway import RunwayRaw, assert_runway_error, download, png_data_uri, probe_mp4, sdk
-from runwayml.lib import polling
 from runwayml.types.task_retrieve_response import Succeeded
 
 from gengate.emulator.media import MediaSpec, render
@@ -33,12 +32,6 @@ def setup(make_server, emulator):
     server.start()
     server.upstream = emulator
     return server, secret
-
-
-@pytest.fixture
-def fast_polls(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(polling, "POLL_TIME", 0.6)
-    monkeypatch.setattr(polling, "POLL_JITTER", 0.4)
 
 
 async def test_an_upscaled_video_is_billed_for_the_seconds_runway_reports(setup, http, fast_polls):
