@@ -26,6 +26,9 @@ READY_TIMEOUT = 60.0
 EMULATOR_TASK_SECONDS = 2.0
 
 
+PORT_TRIES = 3  # a port free_port() found may be taken by another process before the server binds it
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -300,16 +303,44 @@ class GengateServer:
     def start(self) -> GengateServer:
         assert self.proc is None or self.proc.poll() is not None, "already running"
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        argv = [sys.executable, "-m", "gengate", "serve", "--data-dir", str(self.data_dir),
-                "--port", str(self.port), *self.args]
+        for _ in range(PORT_TRIES):
+            argv = [sys.executable, "-m", "gengate", "serve", "--data-dir", str(self.data_dir),
+                    "--port", str(self.port), *self.args, *(["--sandbox"] if self.sandbox else [])]
+            offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+            log = self.log_path.open("ab")
+            self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=base_env(self.env),
+                                         start_new_session=True, cwd=NEUTRAL_CWD)
+            log.close()
+            wait_http_ok(f"{self.url}/healthz", self.proc, READY_TIMEOUT, self.log_text)
+            if self._bound(offset):
+                return self
+            # Another process took the port between free_port() and the bind (the /healthz that
+            # answered was that process's): take another port and start again.
+            self.proc.wait(20)
+            self._use_port(free_port())
+        raise AssertionError(f"could not bind a port in {PORT_TRIES} tries:\n{self.log_text()[-3000:]}")
+
+    def _bound(self, offset: int) -> bool:
+        """Whether this start's server bound its port (uvicorn logs the bind, or the failure)."""
+        deadline = time.monotonic() + READY_TIMEOUT
+        while time.monotonic() < deadline:
+            with self.log_path.open("rb") as f:
+                f.seek(offset)
+                text = f.read()
+            if b"address already in use" in text:
+                return False
+            if b"Uvicorn running on" in text:
+                return True
+            if self.proc is None or self.proc.poll() is not None:
+                return False
+            time.sleep(0.05)
+        raise AssertionError(f"the server never said whether it bound its port:\n{self.log_text()[-3000:]}")
+
+    def _use_port(self, port: int) -> None:
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
         if self.sandbox:
-            argv.append("--sandbox")
-        log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=base_env(self.env),
-                                     start_new_session=True, cwd=NEUTRAL_CWD)
-        log.close()
-        wait_http_ok(f"{self.url}/healthz", self.proc, READY_TIMEOUT, self.log_text)
-        return self
+            self.upstream = EmulatorControl(self.url + "/_sandbox", lambda: self.admin_token)
 
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
