@@ -217,11 +217,7 @@ def check_image_to_video(raw: Any) -> Checked:
     _prompt_image(body, model, issues)
     _prompt_text(body, issues, required=False)
     _common(body, issues)
-    ratio = body.get("ratio")
-    if ratio is None:
-        issues.add(["ratio"], "Required", "invalid_type", expected="string")
-    elif model is not None and ratio not in model.ratios:
-        issues.invalid_value(["ratio"], model.ratios, f"ratio must be one of {', '.join(model.ratios)}")
+    _ratio(body, issues, model.ratios if model is not None else None)
     duration = body.get("duration")
     if duration is not None and model is not None and (not _is_int(duration) or duration not in model.durations):
         issues.invalid_value(["duration"], model.durations,
@@ -232,6 +228,15 @@ def check_image_to_video(raw: Any) -> Checked:
     return Checked(model.name, {"seconds": seconds, f"model:{model.name}": 1.0})
 
 
+def _ratio(body: dict[str, Any], issues: _Issues, allowed: tuple[str, ...] | None) -> None:
+    """`ratio` is required and, once the model is known (`allowed`), one of its ratios."""
+    ratio = body.get("ratio")
+    if ratio is None:
+        issues.add(["ratio"], "Required", "invalid_type", expected="string")
+    elif allowed is not None and ratio not in allowed:
+        issues.invalid_value(["ratio"], allowed, f"ratio must be one of {', '.join(allowed)}")
+
+
 def check_text_to_image(raw: Any) -> Checked:
     body = _body(raw)
     issues = _Issues()
@@ -239,12 +244,7 @@ def check_text_to_image(raw: Any) -> Checked:
     model = IMAGE_MODELS.get(name or "")
     _prompt_text(body, issues, required=True)
     _common(body, issues)
-    ratio = body.get("ratio")
-    if ratio is None:
-        issues.add(["ratio"], "Required", "invalid_type", expected="string")
-    elif model is not None and ratio not in model.ratios_720p + model.ratios_1080p:
-        ratios = model.ratios_1080p + model.ratios_720p
-        issues.invalid_value(["ratio"], ratios, f"ratio must be one of {', '.join(ratios)}")
+    _ratio(body, issues, model.ratios_1080p + model.ratios_720p if model is not None else None)
     refs = body.get("referenceImages")
     if refs is None:
         if model is not None and model.needs_references:
@@ -268,7 +268,7 @@ def check_text_to_image(raw: Any) -> Checked:
                 issues.add(["referenceImages", i, "tag"], "A tag is 3-16 letters, digits or _, starting with a letter")
     issues.raise_if_any()
     assert model is not None
-    resolution = model.resolution(str(ratio))
+    resolution = model.resolution(str(body["ratio"]))
     return Checked(model.name, {"images": 1.0, f"model:{model.name}": 1.0, f"res:{resolution}": 1.0})
 
 
@@ -298,11 +298,7 @@ def check_text_to_video(raw: Any) -> Checked:
     model = TEXT_VIDEO_MODELS.get(name or "")
     _prompt_text(body, issues, required=True)
     _common(body, issues)
-    ratio = body.get("ratio")
-    if ratio is None:
-        issues.add(["ratio"], "Required", "invalid_type", expected="string")
-    elif model is not None and ratio not in model.ratios:
-        issues.invalid_value(["ratio"], model.ratios, f"ratio must be one of {', '.join(model.ratios)}")
+    _ratio(body, issues, model.ratios if model is not None else None)
     duration = body.get("duration")
     if model is not None:
         if duration is None and model.default_duration is None:
