@@ -27,6 +27,7 @@ from gengate.core.admin import admin_token, persistent_value, sandbox_secret
 from gengate.core.bus import POLLER, WEBHOOK, Bus
 from gengate.core.crypto import SecretBox, load_master_key
 from gengate.core.engine import TaskEngine
+from gengate.core.leases import CreditLeases
 from gengate.core.notify import Notifier
 from gengate.core.poller import Poller
 from gengate.core.pricing import PriceTable
@@ -84,7 +85,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         url_policy = policy_from_env()
         ctx = AppContext(settings=settings, db=db, router=router, engine=engine, notifier=notifier,
                          storage=storage, signer=signer, adaptors=adaptors, url_policy=url_policy,
+                         credits=CreditLeases(db, owner, settings.credit_lease_seconds),
                          limiter=make_limiter(settings.redis_url, settings.redis_prefix), bus=bus)
+        ctx.closers.append(ctx.credits.close)  # after the families' writers (closers run newest first)
         ctx.closers.append(ctx.limiter.close)
         ctx.closers.append(bus.close)
         hook_client = GuardedClient(url_policy)

@@ -40,6 +40,7 @@ class Settings:
     poller_tick: float = 0.25  # how often the poller looks for due work when idle
     poller_batch: int = 64  # tasks leased per round
     lease_seconds: float = 30.0
+    credit_lease_seconds: float = 30.0  # a limited key's credit lease outlives a killed process this long
     submit_timeout: float = 20.0  # read timeout of an upstream create (default)
     submit_timeouts: dict[str, float] = field(default_factory=dict)  # per provider: GENGATE_SUBMIT_TIMEOUTS="suno=150"
     submit_attempts: int = 10  # consecutive 5xx/garbled refusals of one task's create before it fails

@@ -14,18 +14,22 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gengate.core import metrics
 from gengate.core.errors import InsufficientCredits
+from gengate.core.leases import leased, lock_key
 from gengate.db.models import keys, ledger_entries
 
 _INSERT_ENTRY = insert(ledger_entries)
 
 
 async def _charge(conn: AsyncConnection, key_id: int, amount: int) -> bool:
-    """Take `amount` from a limited key (give back when negative). Unlimited keys always succeed."""
+    """Take `amount` from a limited key (give back when negative). Unlimited keys always succeed.
+    Only what no live credit lease holds can be taken (gengate/core/leases.py): the key's row is
+    locked first, so the check below sees every lease committed before it."""
     if amount == 0:
         return True
     stmt = update(keys).where(keys.c.id == key_id, keys.c.credits.is_not(None))
     if amount > 0:
-        stmt = stmt.where(keys.c.credits >= amount)
+        await lock_key(conn, key_id)
+        stmt = stmt.where(keys.c.credits - leased(keys.c.id, time.time()) >= amount)
     res = await conn.execute(stmt.values(credits=keys.c.credits - amount))
     if res.rowcount:
         return True

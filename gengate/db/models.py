@@ -162,6 +162,21 @@ ledger_entries = Table(
     Index("ix_ledger_key", "key_id"),
 )
 
+# A slice of a limited key's balance that one process may spend on synchronous calls without a
+# database write per call (gengate/core/leases.py). It takes no credits: it marks them as spoken for.
+credit_leases = Table(
+    "credit_leases",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("key_id", Integer, ForeignKey("keys.id"), nullable=False),
+    Column("owner", String(64), nullable=False),  # the process (host:pid:random)
+    Column("amount", BigInteger, nullable=False),  # claimed, minus the charges written
+    Column("expires_at", Float, nullable=False),  # renewed while the process uses it
+    Column("created_at", Float, nullable=False),
+    Index("ix_credit_leases_key", "key_id"),
+    Index("ix_credit_leases_owner", "owner"),
+)
+
 # One row per synchronous call (chat, embeddings, images, responses), written in batches.
 usage_records = Table(
     "usage_records",

@@ -21,6 +21,7 @@ from gengate.core.crypto import hash_key
 from gengate.core.engine import TaskEngine
 from gengate.core.errors import AuthError
 from gengate.core.keys import CachedKey, ClientKey, KeyCache, _patterns
+from gengate.core.leases import CreditLeases
 from gengate.core.notify import Notifier
 from gengate.core.ratelimit import Limiter, LocalLimiter, enforce
 from gengate.db.engine import Database
@@ -47,6 +48,7 @@ class AppContext:
     signer: UrlSigner
     adaptors: Mapping[str, TaskAdaptor]
     url_policy: GuardPolicy
+    credits: CreditLeases  # limited keys' credit leases, for synchronous calls
     key_cache: KeyCache = field(default_factory=KeyCache)
     limiter: Limiter = field(default_factory=LocalLimiter)  # per-key rpm (Redis when configured)
     bus: Bus = field(default_factory=lambda: Bus(None, ""))  # cross-process wake-ups (Redis when configured)

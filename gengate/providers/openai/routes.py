@@ -81,7 +81,7 @@ class OpenAIRoutes:
         self.ctx = ctx
         self.relay = Relay(ctx.db, ctx.router, connect_timeout=s.connect_timeout, read_timeout=s.request_timeout,
                            backoff_base=s.backoff_base, backoff_max=s.backoff_max, on_disabled=ctx.config_changed_soon)
-        self.writer = UsageWriter(ctx.db)
+        self.writer = UsageWriter(ctx.db, ctx.credits)
         self.pricing = Pricing(ctx.engine.prices)
         self.images = Images(self)
         from gengate.providers.openai.glm import GLMChat  # here: glm.py subclasses this class
@@ -115,7 +115,7 @@ class OpenAIRoutes:
     async def reserve(self, rec: UsageRecord, amount: int) -> None:
         if rec.limited:
             amount = reservation(amount)
-            await self.writer.balances.reserve(rec.key_id, amount)
+            rec.lease = await self.writer.leases.reserve(rec.key_id, amount)
             rec.reserved = amount  # only once taken: a refused reservation has nothing to give back
 
     def finish(self, rec: UsageRecord, status: int, error: str | None = None) -> None:

@@ -40,7 +40,7 @@ class ZhipuRoutes(OpenAIRoutes):
         self.relay = Relay(ctx.db, ctx.router, connect_timeout=s.connect_timeout, read_timeout=s.request_timeout,
                            backoff_base=s.backoff_base, backoff_max=s.backoff_max, provider=PROVIDER,
                            auth=self.auth, on_disabled=ctx.config_changed_soon)
-        self.writer = UsageWriter(ctx.db)
+        self.writer = UsageWriter(ctx.db, ctx.credits)
         self.pricing = Pricing(ctx.engine.prices)
         ctx.closers.append(self.writer.close)
         ctx.closers.append(self.relay.close)
