@@ -202,8 +202,10 @@ class OwnedTask:
 class Resolver(Protocol):
     """Looks up what a create refers to, for the calling key only (ownership)."""
 
-    async def output(self, public_id: str) -> tuple[Parent, str | None, Mapping[str, Any]] | None:
-        """(parent ref, upstream output id, output meta) of an output this key owns, if it succeeded."""
+    async def output(self, public_id: str, provider: str | None = None,
+                     kind: str | None = None) -> tuple[Parent, str | None, Mapping[str, Any]] | None:
+        """(parent ref, upstream output id, output meta) of an output this key owns, if it succeeded
+        (and, when given, was made by `provider` and is of `kind`: video, image, audio)."""
         ...
 
     async def task(self, public_id: str, provider: str | None = None) -> OwnedTask | None:

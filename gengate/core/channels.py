@@ -295,6 +295,13 @@ class Router:
             cache.clear()
         cache[key] = value
 
+    def takes_new_work(self, secret_id: int | None) -> bool:
+        """Whether a new task may be bound to this secret (a child pinned to its parent's account):
+        the secret exists and is enabled, on a channel that is enabled and not deleted."""
+        secret = self.secrets.get(secret_id) if secret_id is not None else None
+        channel = self.channels.get(secret.channel_id) if secret is not None else None
+        return bool(secret and secret.enabled and channel and channel.enabled and not channel.deleted)
+
     def has_channel(self, provider: str, model: str) -> bool:
         served = self._served.get((provider, model))
         if served is None:

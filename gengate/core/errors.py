@@ -5,6 +5,7 @@
     ├── InvalidRequest                 the client's body or query is wrong                 (400)
     │   ├── BodyTooLarge                                                                   (413)
     │   ├── IdempotencyMismatch        same Idempotency-Key, another body                  (422)
+    │   ├── ReferenceUnavailable       a referenced result's upstream account is disabled/gone (400)
     │   ├── URLRefused                 (gengate.net) a client URL breaks the SSRF rules    (400)
     │   └── ResponseTooLarge           (gengate.net) a client URL's body is over the cap   (400)
     ├── MethodNotAllowed               the path exists, the method does not                (405)
@@ -66,6 +67,13 @@ class BodyTooLarge(InvalidRequest):
 class IdempotencyMismatch(InvalidRequest):
     status = 422
     code = "idempotency_key_reused"
+
+
+class ReferenceUnavailable(InvalidRequest):
+    """A create refers to a result (a video to extend) whose upstream account, the only one that
+    holds it, is disabled or removed: no task can be made on it."""
+
+    code = "reference_unavailable"
 
 
 class MethodNotAllowed(GengateError):

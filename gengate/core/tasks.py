@@ -283,13 +283,19 @@ async def outputs_of(conn: AsyncConnection, task_id: int) -> list[Row[Any]]:
                                     .order_by(outputs.c.idx))).all())
 
 
-async def find_output(conn: AsyncConnection, public_id: str, key_id: int) -> tuple[Row[Any], Row[Any]] | None:
-    """An output and its task, if the task belongs to `key_id`, succeeded and was not deleted."""
-    row = (await conn.execute(
-        select(outputs, tasks.c.id.label("t_id"))
-        .join(tasks, tasks.c.id == outputs.c.task_id)
-        .where(outputs.c.public_id == public_id, tasks.c.key_id == key_id, tasks.c.deleted_at.is_(None),
-               tasks.c.state == TaskState.SUCCEEDED.value))).first()
+async def find_output(conn: AsyncConnection, public_id: str, key_id: int, provider: str | None = None,
+                      kind: str | None = None) -> tuple[Row[Any], Row[Any]] | None:
+    """An output and its task, if the task belongs to `key_id`, succeeded and was not deleted (and,
+    when given, is of `provider` and the output of `kind`)."""
+    query = (select(outputs, tasks.c.id.label("t_id"))
+             .join(tasks, tasks.c.id == outputs.c.task_id)
+             .where(outputs.c.public_id == public_id, tasks.c.key_id == key_id, tasks.c.deleted_at.is_(None),
+                    tasks.c.state == TaskState.SUCCEEDED.value))
+    if provider is not None:
+        query = query.where(tasks.c.provider == provider)
+    if kind is not None:
+        query = query.where(outputs.c.kind == kind)
+    row = (await conn.execute(query)).first()
     if row is None:
         return None
     task = await get_row(conn, row.t_id)

@@ -52,9 +52,10 @@ class KeyResolver:
     async def stash(self, value: str) -> str:
         return await inline.stash(self.ctx.storage, value)
 
-    async def output(self, public_id: str) -> tuple[Parent, str | None, Mapping[str, Any]] | None:
+    async def output(self, public_id: str, provider: str | None = None,
+                     kind: str | None = None) -> tuple[Parent, str | None, Mapping[str, Any]] | None:
         async with self.ctx.db.read() as conn:
-            found = await store.find_output(conn, public_id, self.key.id)
+            found = await store.find_output(conn, public_id, self.key.id, provider, kind)
         if found is None:
             return None
         out, task = found

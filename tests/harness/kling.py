@@ -19,7 +19,8 @@ from harness.vidu import Reply, send
 
 TERMINAL = frozenset({"succeed", "failed"})
 PATHS = {"text2video": "/v1/videos/text2video", "image2video": "/v1/videos/image2video",
-         "images": "/v1/images/generations"}
+         "images": "/v1/images/generations", "extend": "/v1/videos/video-extend", "lip_sync": "/v1/videos/lip-sync",
+         "try_on": "/v1/images/kolors-virtual-try-on"}
 # Kling's code table (kling.md §6): code -> HTTP status.
 STATUS_OF = {1000: 401, 1001: 401, 1002: 401, 1003: 401, 1004: 401, 1100: 429, 1101: 429, 1102: 429, 1103: 403,
              1200: 400, 1201: 400, 1202: 404, 1203: 404, 1300: 400, 1301: 400, 1302: 429, 1303: 429, 1304: 429,

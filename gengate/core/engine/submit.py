@@ -27,7 +27,7 @@ from gengate.core.adaptor import (
 from gengate.core.crash import crash_point
 from gengate.core.engine.base import new_public_id, retry_after
 from gengate.core.engine.views import ViewsJob
-from gengate.core.errors import ModelNotAllowed, UpstreamRefused
+from gengate.core.errors import ModelNotAllowed, ReferenceUnavailable, UpstreamRefused
 from gengate.core.keys import ClientKey
 from gengate.core.states import TaskState
 from gengate.core.upstream import NotSent, OutcomeUnknown
@@ -46,6 +46,9 @@ class SubmitJob(ViewsJob):
         # A task on a parent's result runs on the parent's account, whatever models its channel lists.
         if prepared.parent is None and not self.router.has_channel(adaptor.provider, prepared.model):
             raise ModelNotAllowed(f"The model `{prepared.model}` is not served by any channel.")
+        if prepared.parent is not None and not self.router.takes_new_work(prepared.parent.secret_id):
+            raise ReferenceUnavailable("The referenced result was made on an upstream account that is disabled or "
+                                       "removed, the only one that holds it: no new task can use it.")
         id_kind = (self.views[origin] if origin else adaptor).id_kind
         now = time.time()
         parent = prepared.parent

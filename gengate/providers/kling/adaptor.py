@@ -1,7 +1,8 @@
 """Kling's official format (`/kling/v1/...`, kling.md): validate a create, build and parse the upstream
 calls (each carrying a JWT minted from the channel's `ACCESS_KEY|SECRET_KEY`), render the task object.
 
-The route decides the action (text2video, image2video, image generation): `KlingAdaptor.bound(action)`
+The route decides the action (text2video, image2video, image generation, video extend, lip-sync,
+virtual try-on; the last three in edits.py): `KlingAdaptor.bound(action)`
 is the adaptor a create route hands to the core. gengate sends its own marker upstream as
 `external_task_id`, so that a create whose reply was lost is found again in the upstream's list; the
 client's own `external_task_id` stays gengate's (echoed in `task_info`, unique per key).
@@ -34,7 +35,7 @@ from gengate.core.adaptor import (
 from gengate.core.errors import InvalidRequest
 from gengate.core.pricing import PriceTable
 from gengate.core.states import TaskState
-from gengate.providers.kling import rules
+from gengate.providers.kling import edits, rules
 from gengate.providers.kling.token import bearer_token
 
 log = logging.getLogger("gengate.kling")
@@ -57,16 +58,25 @@ ACTIONS: dict[str, Action] = {a.name: a for a in (
     Action("text2video", "/v1/videos/text2video", "videos"),
     Action("image2video", "/v1/videos/image2video", "videos"),
     Action("image_generation", "/v1/images/generations", "images"),
+    Action("video_extend", "/v1/videos/video-extend", "videos"),
+    Action("lip_sync", "/v1/videos/lip-sync", "videos"),
+    Action("virtual_try_on", "/v1/images/kolors-virtual-try-on", "images"),
 )}
 INLINE_THRESHOLD = 64 * 1024  # a field longer than this (base64 media) is stashed out of the task row
-MEDIA_FIELDS = ("image", "image_tail", "static_mask")
+MEDIA_FIELDS = ("image", "image_tail", "static_mask", "human_image", "cloth_image")
 
 # Shipped prices (credits; 1 credit = US$0.000001): per second of video by mode, per image by resolution.
+# The last four are gengate's estimates (override them in [prices]): an extension as one 5 s clip of
+# the video's mode, lip-sync per second of the video, a try-on image as one unit.
 PRICES: dict[str, int] = {
     "kling:video_second:std": 20_000,
     "kling:video_second:pro": 60_000,
     "kling:image:1k": 3_500,
     "kling:image:2k": 7_000,
+    "kling:video_extend:std": 100_000,
+    "kling:video_extend:pro": 300_000,
+    "kling:lip_sync_second": 10_000,
+    "kling:virtual_try_on": 100_000,
 }
 
 # Kling codes (kling.md §6) and what each says about a create.
@@ -116,26 +126,45 @@ class KlingAdaptor:
             raise InvalidRequest("the request body must be a JSON object", code="1200")
         callback = rules.optional_string(body, "callback_url")
         external = rules.optional_string(body, "external_task_id", limit=256)
+        checked = edits.Checked(model="", units={})
         if action == "image_generation":
             model, units, slots = _image_request(body)
+        elif action == "virtual_try_on":
+            model, units, slots = edits.virtual_try_on(body)
+        elif action in ("video_extend", "lip_sync"):
+            check = edits.video_extend if action == "video_extend" else edits.lip_sync
+            checked = await check(body, resolver)
+            model, units, slots = checked.model, checked.units, 1
         else:
             model, units, slots = _video_request(action, body)
         taken = rules.bad(f"external_task_id {external!r} is already used by another task of this key")
         if external is not None and await resolver.task_by_field("kling", "external_task_id", external):
             raise taken  # early, before any media is stashed; the insert checks again, atomically
         request = json.loads(json.dumps({k: v for k, v in body.items() if k != "callback_url"}))
-        upstream = {k: v for k, v in request.items() if k != "external_task_id"}
+        # gengate's video ids become Kling's in what goes upstream; the request keeps the client's.
+        upstream = {k: v for k, v in request.items() if k != "external_task_id"} | json.loads(
+            json.dumps(checked.upstream))
         for name in MEDIA_FIELDS:
             value = upstream.get(name)
             if isinstance(value, str) and len(value) > INLINE_THRESHOLD:
                 request[name] = upstream[name] = await resolver.stash(value)
+        audio = upstream["input"].get("audio_file") if isinstance(upstream.get("input"), dict) else None
+        if isinstance(audio, str) and len(audio) > INLINE_THRESHOLD:
+            request["input"]["audio_file"] = upstream["input"]["audio_file"] = await resolver.stash(audio)
         return Prepared(action=action, model=model, request=request, upstream_request=upstream, units=units,
-                        callback_url=callback, slots=slots,
+                        parent=checked.parent, callback_url=callback, slots=slots,
                         unique_field=UniqueField("external_task_id", external, taken) if external is not None else None)
 
     def price(self, units: Mapping[str, float], prices: PriceTable) -> int:
         """Video: whole seconds x the per-second rate of the mode (Kling bills the duration asked
-        for: 5 s or 10 s units). Images: per image of the resolution, times n. At least 1 credit."""
+        for: 5 s or 10 s units). Images: per image of the resolution, times n. An extension: one
+        price by mode; lip-sync: whole seconds of the video; a try-on: one image. At least 1 credit."""
+        if units.get("extend"):
+            return max(1, prices["kling:video_extend:pro" if units.get("pro") else "kling:video_extend:std"])
+        if units.get("lip_sync_seconds"):
+            return max(1, prices["kling:lip_sync_second"] * max(1, math.ceil(units["lip_sync_seconds"] - 1e-9)))
+        if units.get("try_on"):
+            return max(1, prices["kling:virtual_try_on"])
         if units.get("images"):
             per = prices["kling:image:2k"] if units.get("2k") else prices["kling:image:1k"]
             return max(1, math.ceil(per * units["images"]))
@@ -148,6 +177,9 @@ class KlingAdaptor:
         the images produced."""
         if not outputs:
             return 0
+        if units.get("lip_sync_seconds"):  # the video's own length, once made (capped at the reservation)
+            made = edits.seconds_of(outputs[0].meta.get("duration"))
+            return self.price(dict(units, lip_sync_seconds=made or units["lip_sync_seconds"]), prices)
         if units.get("images"):
             return self.price(dict(units, images=min(len(outputs), units["images"])), prices)
         return self.price(units, prices)
@@ -195,7 +227,7 @@ class KlingAdaptor:
         outputs: tuple[OutputSpec, ...] = ()
         if state is S.SUCCEEDED:
             result = data.get("task_result") or {}
-            outputs = _outputs(result, ACTIONS[ref.action].result_key)
+            outputs = _outputs(result, ref)
             if not outputs:  # success without a result is not a result yet: keep polling
                 return Progress(S.RUNNING, raw, reply=data, known=False)
         failed = state is S.FAILED
@@ -229,12 +261,11 @@ class KlingAdaptor:
     # ------------------------------------------------------------ render
     def render(self, task: TaskView) -> dict[str, Any]:
         """The task object (`data` of Kling's envelope; a webhook's body)."""
-        external = task.request.get("external_task_id")
         out: dict[str, Any] = {
             "task_id": task.public_id,
             "task_status": kling_state(task),
             "task_status_msg": "",
-            "task_info": {"external_task_id": external} if external is not None else {},
+            "task_info": _task_info(task),
             "created_at": int(task.created_at * 1000),
             "updated_at": int(task.updated_at * 1000),
         }
@@ -341,7 +372,30 @@ def _image_request(body: Mapping[str, Any]) -> tuple[str, dict[str, float], int]
     return model_name, {"images": float(n), "2k": 1.0 if resolution == "2k" else 0.0}, n
 
 
-def _outputs(result: Mapping[str, Any], key: str) -> tuple[OutputSpec, ...]:
+def _task_info(task: TaskView) -> dict[str, Any]:
+    """The client's `external_task_id`; for a task made on a video, that video as `parent_video`
+    (kling.md §4.3, key UNCONFIRMED): gengate's id of it, and its length as the upstream reports it."""
+    info: dict[str, Any] = {}
+    external = task.request.get("external_task_id")
+    if external is not None:
+        info["external_task_id"] = external
+    spec = task.request.get("input") if task.action == "lip_sync" else task.request
+    video_id = spec.get("video_id") if isinstance(spec, dict) else None
+    if task.action in ("video_extend", "lip_sync") and isinstance(video_id, str) and video_id:
+        parent: dict[str, Any] = {"id": video_id}
+        reply = task.upstream_reply if isinstance(task.upstream_reply, dict) else {}
+        upstream_parent = (reply.get("task_info") or {}).get("parent_video")
+        if isinstance(upstream_parent, dict) and edits.seconds_of(upstream_parent.get("duration")):
+            parent["duration"] = str(upstream_parent["duration"])
+        info["parent_video"] = parent
+    return info
+
+
+def _outputs(result: Mapping[str, Any], ref: TaskRef) -> tuple[OutputSpec, ...]:
+    """Kling's results as outputs. A video also keeps the model and mode it was made with: a later
+    extend of it runs on that model and is priced by that mode."""
+    key = ACTIONS[ref.action].result_key
+    made_with = {"model": ref.model, "mode": "pro" if ref.units.get("pro") else "std"}
     specs: list[OutputSpec] = []
     for i, item in enumerate(result.get(key) or []):
         if not isinstance(item, dict) or not isinstance(item.get("url"), str) or not item["url"]:
@@ -350,7 +404,7 @@ def _outputs(result: Mapping[str, Any], key: str) -> tuple[OutputSpec, ...]:
             specs.append(OutputSpec(kind="image", upstream_id=str(item.get("index", i)), urls={"url": item["url"]},
                                     meta={"index": item.get("index", i)}))
         else:
-            meta = {k: v for k, v in item.items() if k not in ("id", "url", "watermark_url")}
+            meta = {**{k: v for k, v in item.items() if k not in ("id", "url", "watermark_url")}, **made_with}
             specs.append(OutputSpec(kind="video", upstream_id=str(item.get("id") or i), urls={"url": item["url"]},
                                     meta=meta))
     return tuple(specs)

@@ -1,7 +1,8 @@
 """Emulated Kling upstream (kling.md), written from the spec alone.
 
 Served below `/kling`, so a channel's base URL is `http://HOST:P/kling` and Kling's own paths follow:
-`POST /v1/videos/text2video`, `/v1/videos/image2video`, `/v1/images/generations`, each with
+`POST /v1/videos/text2video`, `/v1/videos/image2video`, `/v1/images/generations` and the creates on
+existing media of emulator_edits.py (`video-extend`, `lip-sync`, `kolors-virtual-try-on`), each with
 `GET P/{task_id}` and `GET P?pageNum=&pageSize=`. Every call carries `Authorization: Bearer <JWT>`
 (HS256, `iss` = access key, signed with the secret key, `exp` and `nbf` checked): an accepted secret
 `AK|SK` is that pair, a secret without `|` is both keys. It must not import gengate's Kling adaptor.
@@ -27,11 +28,15 @@ from gengate.emulator.paging import page_params
 from gengate.emulator.replies import ProviderError, json_response, read_json
 from gengate.emulator.store import cap_for
 from gengate.emulator.timeline import Phase, StateWalk, TaskRecord
+from gengate.providers.kling import emulator_edits as edits
 
 PATHS: dict[str, str] = {
     "/v1/videos/text2video": "videos",
     "/v1/videos/image2video": "videos",
     "/v1/images/generations": "images",
+    edits.EXTEND_PATH: "videos",
+    edits.LIP_SYNC_PATH: "videos",
+    edits.TRY_ON_PATH: "images",
 }
 WALK = StateWalk(((0.3, "submitted"), (1.0, "processing")),
                  {Phase.SUCCEEDED: "succeed", Phase.FAILED: "failed", Phase.CANCELED: "failed"})
@@ -97,7 +102,8 @@ def verify_jwt(request: Request, pairs: Mapping[str, tuple[str, str]]) -> str:
 
 class KlingEmulator:
     provider: ClassVar[str] = "kling"
-    sandbox_models: ClassVar[tuple[str, ...]] = ("kling-v1",)
+    # kling-lip-sync: gengate's name for lip-sync, which takes no model_name.
+    sandbox_models: ClassVar[tuple[str, ...]] = ("kling-v1", "kling-lip-sync", "kolors-virtual-try-on-v1")
 
     def routes(self, ctx: EmulatorContext) -> Sequence[BaseRoute]:
         api = _Api(ctx)
@@ -137,20 +143,50 @@ class _Api:
             return reply
         path = _path_of(request)
         body = await read_json(request)
-        data = validate(path, body)
+        task_id = digits_id(18)
+        data = self._validate(path, body, secret, task_id)
         external = data.get("external_task_id")
         alias = _external_alias(secret, external) if external else None
         if alias is not None and ctx.store.find_alias(ctx.provider, alias) is not None:
             raise _error(400, 1201, f"external_task_id {external} already exists")
-        task = ctx.new_task(digits_id(18), secret, data)
+        task = ctx.new_task(task_id, secret, data)
+        aliases = [alias] if alias else []
+        if PATHS[path] == "videos":  # its video, by the id the result shows, for extend and lip-sync
+            aliases.append(derived_uuid(task.id))
         units = self._hold_units(task, int(data.get("n", 1)))
-        if units is None or not ctx.accept(task, [alias] if alias else [], fail_code=FAIL_CODE,
-                                           fail_message=FAIL_MESSAGE):
+        if units is None or not ctx.accept(task, aliases, fail_code=FAIL_CODE, fail_message=FAIL_MESSAGE):
             self._release_units(units or [])
             raise _error(429, 1303, "parallel task over resource pack limit")
         if (reply := await ctx.after_accept(request, secret)) is not None:
             return reply
         return _envelope(self.render(task, ctx.now()))
+
+    def _validate(self, path: str, body: dict[str, Any], secret: str, task_id: str) -> dict[str, Any]:
+        if path == edits.EXTEND_PATH:
+            data = edits.extend(body, task_id, self._videos_of(secret), FPS)
+        elif path == edits.LIP_SYNC_PATH:
+            data = edits.lip_sync(body, self._videos_of(secret), FPS, frame_size("16:9", 288))
+        elif path == edits.TRY_ON_PATH:
+            data = edits.try_on(body)
+        else:
+            return validate(path, body)
+        data["external_task_id"] = _string(body, "external_task_id", limit=256)
+        return data
+
+    def _videos_of(self, secret: str) -> edits.FindVideo:
+        """Finds a video by its id among this account's finished video tasks."""
+        ctx = self.ctx
+
+        def find(video_id: str) -> dict[str, Any] | None:
+            task = ctx.store.find_alias(ctx.provider, video_id)
+            if (task is None or task.secret != secret or PATHS.get(task.data.get("path", "")) != "videos"
+                    or task.progress(ctx.now()).phase is not Phase.SUCCEEDED):
+                return None
+            data = task.data
+            return {"id": video_id, "seconds": data["seconds"], "width": data["width"], "height": data["height"],
+                    "mode": data.get("mode", "std")}
+
+        return find
 
     def _hold_units(self, task: TaskRecord, n: int) -> list[TaskRecord] | None:
         """An image task of `n` images holds `n` concurrency units (§6): the task itself and `n - 1`
@@ -217,6 +253,11 @@ class _Api:
             "created_at": epoch_ms(task.accepted_at),
             "updated_at": epoch_ms(updated),
         }
+        parent = data.get("parent")
+        if parent is not None:
+            clip = MediaSpec("mp4", parent["id"], parent["width"], parent["height"], parent["seconds"], FPS)
+            obj["task_info"]["parent_video"] = {"id": parent["id"], "url": self.ctx.media_url(clip, "video.mp4", now),
+                                                "duration": f"{parent['seconds']:.1f}"}
         if unknown_state:
             return obj
         if progress.phase is Phase.FAILED:
@@ -306,7 +347,7 @@ def validate(path: str, body: dict[str, Any]) -> dict[str, Any]:
     seconds = float(whole_frames(int(duration), FPS))
     width, height = frame_size(aspect, 288)
     units = (1 if int(duration) <= 5 else 2) * (35 if mode == "pro" else 10) / 10
-    return {"path": path, "model": model, "seconds": seconds, "width": width, "height": height,
+    return {"path": path, "model": model, "seconds": seconds, "width": width, "height": height, "mode": mode,
             "units": units, "external_task_id": external}
 
 

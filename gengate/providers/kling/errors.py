@@ -21,6 +21,7 @@ TABLE: e.ErrorTable[tuple[int, int]] = e.ErrorTable({
     e.ModelNotAllowed: (404, 1203),
     e.NotFound: (404, 1203),
     e.ReferenceNotFound: (404, 1203),
+    e.ReferenceUnavailable: (400, 1201),
     e.InsufficientCredits: (429, 1102),
     e.RateLimited: (429, 1302),
     e.Conflict: (400, 1201),

@@ -22,10 +22,13 @@ from gengate.providers.kling.schemas import (
     KlingError,
     KlingImage2VideoRequest,
     KlingImageRequest,
+    KlingLipSyncRequest,
     KlingListQuery,
     KlingTaskList,
     KlingTaskReply,
     KlingText2VideoRequest,
+    KlingTryOnRequest,
+    KlingVideoExtendRequest,
 )
 from gengate.web.context import AppContext
 from gengate.web.family import Family, Handler
@@ -34,9 +37,11 @@ from gengate.web.tasks import KeyResolver, create_task, read_task
 
 FAMILY = Family(name="kling", prefix="/kling", render_error=kling_error, error_model=KlingError)
 BODIES: dict[str, type[BaseModel]] = {"text2video": KlingText2VideoRequest, "image2video": KlingImage2VideoRequest,
-                                      "image_generation": KlingImageRequest}
+                                      "image_generation": KlingImageRequest, "video_extend": KlingVideoExtendRequest,
+                                      "lip_sync": KlingLipSyncRequest, "virtual_try_on": KlingTryOnRequest}
 SUMMARIES = {"text2video": "text-to-video task", "image2video": "image-to-video task",
-             "image_generation": "image generation task"}
+             "image_generation": "image generation task", "video_extend": "video extension task",
+             "lip_sync": "lip-sync task", "virtual_try_on": "virtual try-on task"}
 
 
 def envelope(data: Any) -> JSONResponse:

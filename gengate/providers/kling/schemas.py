@@ -92,6 +92,48 @@ class KlingImageRequest(_Open):
     external_task_id: str | None = None
 
 
+class KlingVideoExtendRequest(_Open):
+    """`POST /kling/v1/videos/video-extend`: adds 4-5 s to a video of this key, on the account that made it."""
+
+    video_id: str = Field(description="a video id from this key's task_result.videos")
+    prompt: str | None = Field(default=None, max_length=2500)
+    negative_prompt: str | None = Field(default=None, max_length=2500)
+    cfg_scale: float | None = Field(default=None, ge=0, le=1)
+    callback_url: str | None = None
+    external_task_id: str | None = None
+
+
+class KlingLipSyncInput(_Open):
+    video_id: str | None = Field(default=None, description="a video of this key; or video_url")
+    video_url: str | None = None
+    mode: Literal["text2video", "audio2video"]
+    text: str | None = Field(default=None, max_length=120, description="text2video")
+    voice_id: str | None = Field(default=None, description="text2video")
+    voice_language: Literal["zh", "en"] | None = None
+    voice_speed: float | None = Field(default=None, ge=0.8, le=2.0)
+    audio_type: Literal["file", "url"] | None = Field(default=None, description="audio2video")
+    audio_file: str | None = Field(default=None, description="base64 audio, at most 5 MB")
+    audio_url: str | None = None
+
+
+class KlingLipSyncRequest(_Open):
+    """`POST /kling/v1/videos/lip-sync`."""
+
+    input: KlingLipSyncInput
+    callback_url: str | None = None
+    external_task_id: str | None = None
+
+
+class KlingTryOnRequest(_Open):
+    """`POST /kling/v1/images/kolors-virtual-try-on`: one image of the person wearing the garment."""
+
+    model_name: str = Field(default="kolors-virtual-try-on-v1")
+    human_image: str = Field(description="an image URL, or base64 without a data: prefix")
+    cloth_image: str = Field(description="an image URL, or base64 without a data: prefix")
+    callback_url: str | None = None
+    external_task_id: str | None = None
+
+
 class KlingVideo(_Open):
     id: str
     url: str = Field(description="gengate's own URL")
@@ -108,8 +150,14 @@ class KlingTaskResult(_Open):
     images: list[KlingImage] | None = None
 
 
+class KlingParentVideo(_Open):
+    id: str
+    duration: str | None = None
+
+
 class KlingTaskInfo(_Open):
     external_task_id: str | None = None
+    parent_video: KlingParentVideo | None = Field(default=None, description="video-extend and lip-sync")
 
 
 class KlingTask(_Open):

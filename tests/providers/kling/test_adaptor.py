@@ -37,7 +37,7 @@ class Resolver:
     def __init__(self, taken: set[str] = frozenset()) -> None:  # type: ignore[assignment]
         self.taken = taken
 
-    async def output(self, public_id: str) -> None:
+    async def output(self, public_id: str, provider: str | None = None, kind: str | None = None) -> None:
         return None
 
     async def task(self, public_id: str, provider: str | None = None) -> None:
@@ -119,7 +119,8 @@ def test_poll_states_results_and_unknown_states():
         {"id": "v-1", "url": "https://cdn/k.mp4", "watermark_url": "", "duration": "5.1"}]}})
     assert done.state is TaskState.SUCCEEDED
     [out] = done.outputs
-    assert out.urls == {"url": "https://cdn/k.mp4"} and out.meta == {"duration": "5.1"} and out.upstream_id == "v-1"
+    assert out.urls == {"url": "https://cdn/k.mp4"} and out.upstream_id == "v-1"
+    assert out.meta == {"duration": "5.1", "model": "kling-v1", "mode": "std"}  # model, mode: for an extend
     images = poll({"task_id": "1", "task_status": "succeed", "task_result": {"images": [
         {"index": 0, "url": "https://cdn/0.png"}, {"index": 1, "url": "https://cdn/1.png"}]}}, "image_generation")
     assert [o.kind for o in images.outputs] == ["image", "image"]
