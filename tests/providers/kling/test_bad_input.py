@@ -15,6 +15,7 @@ from PIL import Image
 pytestmark = pytest.mark.timeout(180)
 
 GOOD = {"model_name": "kling-v1", "prompt": "a boat", "duration": "5"}
+SPEECH = {"video_url": "https://example.com/v.mp4", "mode": "text2video", "text": "hello", "voice_id": "v1"}
 
 
 def png_base64(width: int, height: int) -> str:
@@ -61,6 +62,25 @@ CASES: list[tuple[str, str, Any, int]] = [
     ("image-aspect", "images", {"prompt": "x", "aspect_ratio": "5:4"}, 1201),
     ("no-prompt", "images", {"n": 1}, 1201),
     ("external-id-type", "text2video", {**GOOD, "external_task_id": 12}, 1201),
+    ("extend-no-video", "extend", {"prompt": "longer"}, 1201),
+    ("extend-unknown-video", "extend", {"video_id": "123456789012345678"}, 1203),
+    ("extend-cfg-scale", "extend", {"video_id": "123456789012345678", "cfg_scale": 3}, 1201),
+    ("lip-sync-no-input", "lip_sync", {"video_id": "123456789012345678"}, 1201),
+    ("lip-sync-two-videos", "lip_sync", {"input": {**SPEECH, "video_id": "123456789012345678"}}, 1201),
+    ("lip-sync-mode", "lip_sync", {"input": {**SPEECH, "mode": "sing"}}, 1201),
+    ("lip-sync-long-text", "lip_sync", {"input": {**SPEECH, "text": "x" * 121}}, 1201),
+    ("lip-sync-no-voice", "lip_sync", {"input": {**SPEECH, "voice_id": ""}}, 1201),
+    ("lip-sync-language", "lip_sync", {"input": {**SPEECH, "voice_language": "fr"}}, 1201),
+    ("lip-sync-no-audio-type", "lip_sync", {"input": {**SPEECH, "mode": "audio2video"}}, 1201),
+    ("lip-sync-audio-not-base64", "lip_sync", {"input": {**SPEECH, "mode": "audio2video", "audio_type": "file",
+                                                         "audio_file": "not base64!"}}, 1201),
+    ("lip-sync-unknown-video", "lip_sync", {"input": {**SPEECH, "video_url": None,
+                                                      "video_id": "123456789012345678"}}, 1203),
+    ("try-on-no-cloth", "try_on", {"human_image": "https://example.com/h.png"}, 1201),
+    ("try-on-small-image", "try_on", {"human_image": png_base64(200, 200), "cloth_image": "https://example.com/c.png"},
+     1201),
+    ("try-on-unserved-model", "try_on", {"model_name": "kolors-virtual-try-on-v9", "human_image": "https://e.com/h.png",
+                                         "cloth_image": "https://example.com/c.png"}, 1203),
     ("not-an-object", "text2video", ["prompt"], 1200),
     ("unknown-model", "text2video", {**GOOD, "model_name": "kling-v9"}, 1203),
     ("unserved-model", "images", {"prompt": "x", "model_name": "kling-v2"}, 1203),
