@@ -28,6 +28,7 @@ EXPECTED: dict[type[e.GengateError], tuple[int, str, int, str, str]] = {
     e.ModelNotAllowed: (400, "ModelUnavailable", 404, "invalid_request_error", "model_not_found"),
     e.NotFound: (404, "TaskNotFound", 404, "invalid_request_error", "not_found"),
     e.ReferenceNotFound: (404, "CreationNotFound", 404, "invalid_request_error", "not_found"),
+    e.ReferenceUnavailable: (400, "BadRequest", 400, "invalid_request_error", "reference_unavailable"),
     e.InsufficientCredits: (400, "CreditInsufficient", 429, "insufficient_quota", "insufficient_quota"),
     e.RateLimited: (429, "TooManyRequests", 429, "requests", "rate_limit_exceeded"),
     e.Conflict: (400, "BadRequest", 409, "invalid_request_error", "conflict"),
