@@ -23,7 +23,8 @@ from gengate.providers.kling import rules
 EXTEND_SECONDS = 5  # Kling adds 4-5 s to a video and bills it as one 5 s clip
 MAX_EXTENDED_SECONDS = 180  # an extended video may not pass 3 minutes
 LIP_SYNC_MODEL = "kling-lip-sync"  # lip-sync takes no model_name: this name routes and permits it
-LIP_SYNC_URL_SECONDS = 10  # a video given by URL is reserved as this long, settled on what was made
+LIP_SYNC_MAX_SECONDS = 60  # the longest video lip-sync takes; a video given by URL is reserved as this
+# long (its length is unknown before it is made) and settled on what was made
 LIP_SYNC_MODES = ("text2video", "audio2video")
 LIP_SYNC_TEXT_MAX = 120
 VOICE_LANGUAGES = ("zh", "en")
@@ -83,7 +84,7 @@ async def video_extend(body: Mapping[str, Any], resolver: Resolver) -> Checked:
 async def lip_sync(body: Mapping[str, Any], resolver: Resolver) -> Checked:
     """`input`: the video (`video_id` of this key, or `video_url`) and either a text spoken by a voice
     (`mode: text2video`) or an audio (`mode: audio2video`, a base64 file or a URL). Priced per second
-    of the video (its own length, or LIP_SYNC_URL_SECONDS for a URL)."""
+    of the video: its own length, or for a URL the longest a video may be, settled on what was made."""
     spec = body.get("input")
     if not isinstance(spec, dict):
         raise rules.bad("input is required and must be an object")
@@ -102,9 +103,12 @@ async def lip_sync(body: Mapping[str, Any], resolver: Resolver) -> Checked:
     else:
         _audio(spec)
     if video_id in (None, ""):
-        return Checked(model=LIP_SYNC_MODEL, units={"lip_sync_seconds": float(LIP_SYNC_URL_SECONDS)})
+        return Checked(model=LIP_SYNC_MODEL, units={"lip_sync_seconds": float(LIP_SYNC_MAX_SECONDS)})
     video = await video_of(video_id, resolver, "input.video_id")
-    seconds = video.seconds if video.seconds is not None else float(LIP_SYNC_URL_SECONDS)
+    seconds = video.seconds if video.seconds is not None else float(LIP_SYNC_MAX_SECONDS)
+    if seconds > LIP_SYNC_MAX_SECONDS:
+        raise rules.bad(f"input.video_id: lip-sync takes a video of at most {LIP_SYNC_MAX_SECONDS} s "
+                        f"(this one is {seconds:g} s)")
     return Checked(model=LIP_SYNC_MODEL, units={"lip_sync_seconds": seconds}, parent=video.parent,
                    upstream={"input": {**spec, "video_id": video.upstream_id}})
 

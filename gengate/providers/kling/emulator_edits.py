@@ -21,6 +21,7 @@ TRY_ON_PATH = "/v1/images/kolors-virtual-try-on"
 TRY_ON_MODELS = frozenset({"kolors-virtual-try-on-v1", "kolors-virtual-try-on-v1-5"})
 MAX_EXTENDED = 180.0  # seconds an extended video may reach
 URL_VIDEO_SECONDS = 5.0  # a lip-sync video given by URL is not fetched: it is taken as this long
+LIP_SYNC_MAX = 60.0  # seconds of the longest video lip-sync takes
 TRY_ON_SIZE = (288, 384)  # a garment photo given by URL: a 3:4 portrait
 
 # video id -> the parent video as this account sees it ({id, seconds, width, height, mode}), or None.
@@ -99,6 +100,8 @@ def lip_sync(body: Mapping[str, Any], find: FindVideo, fps: int, default_size: t
     if video_id:
         parent: dict[str, Any] | None = _parent(video_id, find)
         seconds, (width, height) = parent["seconds"], (parent["width"], parent["height"])
+        if seconds > LIP_SYNC_MAX:
+            raise _bad("the video must be at most 60 s long")
     else:
         if not isinstance(video_url, str) or not video_url.startswith(("http://", "https://")):
             raise _bad("video_url must be an http(s) URL")

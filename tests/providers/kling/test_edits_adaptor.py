@@ -93,7 +93,8 @@ def test_lip_sync_rules_per_mode():
     assert ADAPTOR.price(ok.units, TABLE) == 6 * PRICES["kling:lip_sync_second"]
     by_url = prepare("lip_sync", {"input": {"video_url": "https://x/v.mp4", "mode": "audio2video",
                                             "audio_type": "url", "audio_url": "https://x/a.mp3"}})
-    assert by_url.parent is None and by_url.units == {"lip_sync_seconds": 10.0}
+    assert by_url.parent is None and by_url.units == {"lip_sync_seconds": 60.0}
+    assert ADAPTOR.price(by_url.units, TABLE) <= 1_000_000  # the upper bound, within the shipped cap
     made = (OutputSpec("video", "v", {"url": "u"}, {"duration": "4.9"}),)
     assert ADAPTOR.final_price(by_url.units, made, TABLE) == 5 * PRICES["kling:lip_sync_second"]
     bad = [
@@ -117,6 +118,13 @@ def test_lip_sync_rules_per_mode():
         with pytest.raises(InvalidRequest) as exc:
             prepare("lip_sync", body)
         assert exc.value.code == "1201", body
+
+
+def test_lip_sync_of_a_video_longer_than_a_minute():
+    long = Resolver({"4": ("v", {"duration": "61"})})
+    with pytest.raises(InvalidRequest) as exc:
+        prepare("lip_sync", {"input": {"video_id": "4", "mode": "text2video", "text": "hi", "voice_id": "v"}}, long)
+    assert "60 s" in exc.value.message
 
 
 def test_virtual_try_on():
