@@ -126,17 +126,7 @@ class KlingAdaptor:
             raise InvalidRequest("the request body must be a JSON object", code="1200")
         callback = rules.optional_string(body, "callback_url")
         external = rules.optional_string(body, "external_task_id", limit=256)
-        checked = edits.Checked(model="", units={})
-        if action == "image_generation":
-            model, units, slots = _image_request(body)
-        elif action == "virtual_try_on":
-            model, units, slots = edits.virtual_try_on(body)
-        elif action in ("video_extend", "lip_sync"):
-            check = edits.video_extend if action == "video_extend" else edits.lip_sync
-            checked = await check(body, resolver)
-            model, units, slots = checked.model, checked.units, 1
-        else:
-            model, units, slots = _video_request(action, body)
+        checked = await _checked(action, body, resolver)
         taken = rules.bad(f"external_task_id {external!r} is already used by another task of this key")
         if external is not None and await resolver.task_by_field("kling", "external_task_id", external):
             raise taken  # early, before any media is stashed; the insert checks again, atomically
@@ -151,8 +141,8 @@ class KlingAdaptor:
         audio = upstream["input"].get("audio_file") if isinstance(upstream.get("input"), dict) else None
         if isinstance(audio, str) and len(audio) > INLINE_THRESHOLD:
             request["input"]["audio_file"] = upstream["input"]["audio_file"] = await resolver.stash(audio)
-        return Prepared(action=action, model=model, request=request, upstream_request=upstream, units=units,
-                        parent=checked.parent, callback_url=callback, slots=slots,
+        return Prepared(action=action, model=checked.model, request=request, upstream_request=upstream,
+                        units=checked.units, parent=checked.parent, callback_url=callback, slots=checked.slots,
                         unique_field=UniqueField("external_task_id", external, taken) if external is not None else None)
 
     def price(self, units: Mapping[str, float], prices: PriceTable) -> int:
@@ -309,6 +299,19 @@ def kling_state(task: TaskView) -> str:
 
 def _auth(account: Account) -> dict[str, str]:
     return {"Authorization": f"Bearer {bearer_token(account.secret)}"}
+
+
+async def _checked(action: str, body: Mapping[str, Any], resolver: Resolver) -> edits.Checked:
+    """A create of `action`, validated: its model, what it is priced on, its slots and, for a task on
+    a video, the parent it is pinned to."""
+    if action == "video_extend":
+        return await edits.video_extend(body, resolver)
+    if action == "lip_sync":
+        return await edits.lip_sync(body, resolver)
+    if action == "virtual_try_on":
+        return edits.virtual_try_on(body)
+    model, units, slots = _image_request(body) if action == "image_generation" else _video_request(action, body)
+    return edits.Checked(model=model, units=units, slots=slots)
 
 
 def _video_request(action: str, body: Mapping[str, Any]) -> tuple[str, dict[str, float], int]:

@@ -35,11 +35,13 @@ TRY_ON_MODEL = "kolors-virtual-try-on-v1"
 
 @dataclass(frozen=True)
 class Checked:
-    """A validated create that refers to a video: its model, what it is priced on, the parent it is
-    pinned to, and the fields of the upstream body that carry Kling's own ids instead of gengate's."""
+    """A validated create: its model, what it is priced on, the concurrency slots it holds and, for a
+    task on a video, the parent it is pinned to and the fields of the upstream body that carry Kling's
+    own ids instead of gengate's."""
 
     model: str
     units: dict[str, float]
+    slots: int = 1
     parent: Parent | None = None
     upstream: dict[str, Any] = field(default_factory=dict)
 
@@ -113,7 +115,7 @@ async def lip_sync(body: Mapping[str, Any], resolver: Resolver) -> Checked:
                    upstream={"input": {**spec, "video_id": video.upstream_id}})
 
 
-def virtual_try_on(body: Mapping[str, Any]) -> tuple[str, dict[str, float], int]:
+def virtual_try_on(body: Mapping[str, Any]) -> Checked:
     """`model_name` (default kolors-virtual-try-on-v1), `human_image` and `cloth_image` (each a URL or
     bare base64 JPEG/PNG): one image."""
     model = rules.model_of(body, TRY_ON_MODEL)
@@ -121,7 +123,7 @@ def virtual_try_on(body: Mapping[str, Any]) -> tuple[str, dict[str, float], int]
         if body.get(name) in (None, ""):
             raise rules.bad(f"{name} is required")
         rules.image_input(body[name], name)
-    return model, {"try_on": 1.0}, 1
+    return Checked(model=model, units={"try_on": 1.0})
 
 
 def _speech(spec: Mapping[str, Any]) -> None:
