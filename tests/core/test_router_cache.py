@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import fnmatch
 from collections import Counter
+from dataclasses import replace
 
 import pytest
 
@@ -117,3 +118,17 @@ def test_key_cache_drops_answers_read_before_a_clear() -> None:
     assert cache.get("h") is not None
     cache.clear()
     assert cache.get("h") is None and len(cache) == 0
+
+
+def test_takes_new_work_only_on_a_live_secret_of_a_live_channel(router: Router) -> None:
+    """A child task pinned to its parent's secret (a Kling extend) may be made only while that secret
+    could take new work: enabled, on a channel that is enabled and not deleted."""
+    chans, secrets = _table((1, "kling", None, 0, True), (2, "kling", None, 0, False), (3, "kling", None, 0, True))
+    secrets[12] = replace(secrets[12], enabled=False)
+    chans[3] = replace(chans[3], deleted=True)
+    router.load(chans, secrets, "v1")
+    assert router.takes_new_work(11)
+    assert not router.takes_new_work(12)  # the secret disabled (by the operator or after a 401)
+    assert not router.takes_new_work(21)  # its channel disabled
+    assert not router.takes_new_work(31)  # its channel deleted
+    assert not router.takes_new_work(99) and not router.takes_new_work(None)  # no such secret
