@@ -131,6 +131,10 @@ async def test_lip_sync_by_text_on_a_video_of_this_key_and_by_audio_on_a_url(san
     made = round(float(done_audio["task_result"]["videos"][0]["duration"]))
     assert server.credits(name) == 1_000_000 - spent - made * PRICE_LIP_SYNC_SECOND  # settled on what was made
     assert audio[:40] not in str(done_audio)
+    listed = (await client.list("lip_sync", pageNum=1, pageSize=1)).body["data"]
+    assert [t["task_id"] for t in listed] == [by_audio["task_id"]]  # newest first
+    listed = (await client.list("lip_sync", pageNum=2, pageSize=1)).body["data"]
+    assert [t["task_id"] for t in listed] == [by_text["task_id"]]
 
 
 async def test_virtual_try_on_makes_one_png(sandbox_server, kling, http):
