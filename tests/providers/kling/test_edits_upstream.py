@@ -160,3 +160,19 @@ async def test_a_large_base64_audio_is_stashed_and_sent_whole(gw, kling):
     assert len(row["request"]) < 4096 and len(row["upstream_request"]) < 4096, row
     done = await client.wait("lip_sync", task["task_id"])
     assert done["task_status"] == "succeed", done
+
+
+async def test_an_extend_whose_create_reply_was_lost_is_found_by_the_marker(gw, kling):
+    emu, secret = gw.upstream, gw.secret
+    client = kling(gw, gw.make_key())
+    video = await made_video(client, "a parent whose extend reply is lost")
+    emu.fault(provider="kling", op="create", secret=secret, kind="drop_after_accept", count=1)
+    before = emu.creates(secret, "kling")
+    task = await client.create_ok("extend", {"video_id": video["id"]})
+    done = await client.wait("extend", task["task_id"], timeout=60)
+    assert done["task_status"] == "succeed", done
+    assert emu.creates(secret, "kling") == before + 1  # one upstream job, found again through the extend list
+    reasons = [r["reason"] for r in gw.db_query(
+        "SELECT e.reason FROM task_events e JOIN tasks t ON t.id = e.task_id "
+        f"WHERE t.public_id = '{task['task_id']}' ORDER BY e.id")]
+    assert "reconciled: job found upstream" in reasons, reasons
