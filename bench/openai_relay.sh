@@ -8,7 +8,7 @@
 # usage records and ledger entries are written, batched). Env: PY (python with gengate installed),
 # SHARED (the shared bench folder), PORT (gengate's port, default 8000), GENGATE_DATABASE_URL to
 # bench on PostgreSQL instead, KEY_CREDITS=N to bench a limited key holding N credits instead (its
-# reservations are held in the process, its charges written in the same batches).
+# reservations are taken from the process's credit lease, its charges written in the same batches).
 # Smoke run (a few seconds, figures not comparable):
 #   PY=/work/main/.venv/bin/python RUNS=1 CONCS=1 DUR=2 WARM=1 LITELLM="" STREAM_N=50 STREAM_WARM=10 \
 #     bench/openai_relay.sh
