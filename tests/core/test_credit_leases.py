@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 
 import pytest
+from harness.database import new_key
 from sqlalchemy import insert, select
 
 from gengate.core import ledger
-from gengate.core.crypto import SecretBox
 from gengate.core.errors import InsufficientCredits
-from gengate.core.keys import create_key
 from gengate.core.leases import CreditLeases
 from gengate.db.engine import Database
 from gengate.db.models import credit_leases, keys, ledger_entries
@@ -24,19 +22,8 @@ from gengate.db.models import credit_leases, keys, ledger_entries
 pytestmark = pytest.mark.timeout(120)
 
 
-@pytest.fixture
-async def db(backend, tmp_path) -> AsyncIterator[Database]:
-    database = Database(backend.new_database() or f"sqlite:///{tmp_path / 'g.db'}")
-    await database.migrate()
-    yield database
-    await database.dispose()
 
 
-async def _key(db: Database, credits: int | None) -> int:
-    async with db.write() as conn:
-        key_id, _, _ = await create_key(conn, SecretBox("x" * 32), name=f"k{time.time_ns()}", credits=credits,
-                                        models=None, expires_at=None)
-    return key_id
 
 
 async def _rows(db: Database, key_id: int) -> list[tuple[str, int, float]]:
@@ -63,7 +50,7 @@ async def _charge_written(db: Database, leases: CreditLeases, lease, charged: in
 async def test_processes_never_reserve_more_than_the_key_holds(db: Database) -> None:
     """Three "processes" reserve 100 at a time, 40 each at once, on a key holding 1,050: exactly ten
     reservations are granted in all, the rest refused, and the leases never add up to more than 1,050."""
-    key_id = await _key(db, 1050)
+    key_id = await new_key(db, 1050)
     procs = [CreditLeases(db, f"p{i}", ttl=30) for i in range(3)]
 
     async def one(p: CreditLeases) -> bool:
@@ -83,7 +70,7 @@ async def test_processes_never_reserve_more_than_the_key_holds(db: Database) -> 
 
 
 async def test_charges_come_off_the_key_and_the_lease_and_idle_leases_go_back(db: Database) -> None:
-    key_id = await _key(db, 10_000)
+    key_id = await new_key(db, 10_000)
     p = CreditLeases(db, "solo", ttl=30)
     lease = await p.reserve(key_id, 500)
     assert lease is not None and lease.held == 500
@@ -102,7 +89,7 @@ async def test_charges_come_off_the_key_and_the_lease_and_idle_leases_go_back(db
 
 
 async def test_task_reservations_and_charges_leave_leased_credits_alone(db: Database) -> None:
-    key_id = await _key(db, 1000)
+    key_id = await new_key(db, 1000)
     p = CreditLeases(db, "relay", ttl=30)
     await p.reserve(key_id, 300)
     (_, leased, _), = await _rows(db, key_id)
@@ -124,7 +111,7 @@ async def test_task_reservations_and_charges_leave_leased_credits_alone(db: Data
 
 
 async def test_a_dead_process_lease_expires_and_is_swept(db: Database) -> None:
-    key_id = await _key(db, 1000)
+    key_id = await new_key(db, 1000)
     async with db.write() as conn:  # what a SIGKILLed process leaves: a lease nobody renews
         await conn.execute(insert(credit_leases).values(key_id=key_id, owner="dead", amount=900,
                                                          expires_at=time.time() + 1.0, created_at=time.time()))
@@ -139,7 +126,7 @@ async def test_a_dead_process_lease_expires_and_is_swept(db: Database) -> None:
 
 
 async def test_unlimited_key_needs_no_lease(db: Database) -> None:
-    key_id = await _key(db, None)
+    key_id = await new_key(db, None)
     p = CreditLeases(db, "p", ttl=30)
     assert await p.reserve(key_id, 10**12) is None
     assert await _rows(db, key_id) == []
@@ -147,7 +134,7 @@ async def test_unlimited_key_needs_no_lease(db: Database) -> None:
 
 
 async def test_a_lease_in_use_is_renewed_and_not_given_back(db: Database) -> None:
-    key_id = await _key(db, 1000)
+    key_id = await new_key(db, 1000)
     p = CreditLeases(db, "busy", ttl=1.5)  # renewed about every half second while held
     lease = await p.reserve(key_id, 100)
     first = (await _rows(db, key_id))[0][2]

@@ -6,31 +6,11 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import AsyncIterator
-from pathlib import Path
 
-import pytest
+from harness.database import new_key
 
 from gengate.core import tasks as store
-from gengate.core.crypto import SecretBox
-from gengate.core.keys import create_key
 from gengate.db.engine import Database
-
-
-@pytest.fixture
-async def db(backend, tmp_path: Path) -> AsyncIterator[Database]:
-    url = backend.new_database() or f"sqlite:///{tmp_path / 'g.db'}"
-    database = Database(url)
-    await database.migrate()
-    yield database
-    await database.dispose()
-
-
-async def _key(db: Database) -> int:
-    async with db.write() as conn:
-        key_id, _, _ = await create_key(conn, SecretBox("x" * 32), name=f"k{time.time_ns()}", credits=None,
-                                        models=None, expires_at=None)
-    return key_id
 
 
 def _new(key_id: int, public_id: str, action: str, request: dict[str, object]) -> store.NewTask:
@@ -40,7 +20,7 @@ def _new(key_id: int, public_id: str, action: str, request: dict[str, object]) -
 
 
 async def test_find_owned_by_field_and_list_by_action(db: Database) -> None:
-    key_id, other = await _key(db), await _key(db)
+    key_id, other = await new_key(db), await new_key(db)
     tricky = 'a%_"\\b ü'
     async with db.write() as conn:
         for public_id, action, request in (("T1", "text2video", {"external_task_id": "axx\"\\b ü"}),

@@ -5,18 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
+from harness.database import new_key
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from gengate.core import ledger
 from gengate.core import tasks as store
-from gengate.core.crypto import SecretBox
 from gengate.core.errors import InsufficientCredits
-from gengate.core.keys import create_key
 from gengate.core.states import TaskState
 from gengate.db.engine import Database
 from gengate.db.models import keys, ledger_entries
@@ -24,20 +21,8 @@ from gengate.db.models import keys, ledger_entries
 S = TaskState
 
 
-@pytest.fixture
-async def db(backend, tmp_path: Path) -> AsyncIterator[Database]:
-    url = backend.new_database() or f"sqlite:///{tmp_path / 'g.db'}"
-    database = Database(url)
-    await database.migrate()
-    yield database
-    await database.dispose()
 
 
-async def _key(db: Database, credits: int | None) -> int:
-    async with db.write() as conn:
-        key_id, _, _ = await create_key(conn, SecretBox("x" * 32), name=f"k{time.time_ns()}", credits=credits,
-                                        models=None, expires_at=None)
-    return key_id
 
 
 def _new(key_id: int, reserved: int, public_id: str) -> store.NewTask:
@@ -52,7 +37,7 @@ async def _credits(db: Database, key_id: int) -> int | None:
 
 
 async def test_reserve_settle_once(db: Database) -> None:
-    key_id = await _key(db, 1000)
+    key_id = await new_key(db, 1000)
     async with db.write() as conn:
         row = await store.insert_task(conn, _new(key_id, 300, "t1"), time.time(), unlimited=False)
     assert await _credits(db, key_id) == 700
@@ -78,7 +63,7 @@ async def test_reserve_settle_once(db: Database) -> None:
 
 
 async def test_refund_once_and_insufficient(db: Database) -> None:
-    key_id = await _key(db, 500)
+    key_id = await new_key(db, 500)
     async with db.write() as conn:
         row = await store.insert_task(conn, _new(key_id, 400, "t2"), time.time(), unlimited=False)
     with pytest.raises(InsufficientCredits):
@@ -97,7 +82,7 @@ async def test_refund_once_and_insufficient(db: Database) -> None:
 
 
 async def test_concurrent_moves_one_winner(db: Database) -> None:
-    key_id = await _key(db, None)
+    key_id = await new_key(db, None)
     async with db.write() as conn:
         row = await store.insert_task(conn, _new(key_id, 50, "t4"), time.time(), unlimited=True)
 
@@ -110,7 +95,7 @@ async def test_concurrent_moves_one_winner(db: Database) -> None:
 
 
 async def test_leases_are_exclusive_and_expire(db: Database) -> None:
-    key_id = await _key(db, None)
+    key_id = await new_key(db, None)
     now = time.time()
     async with db.write() as conn:
         for i in range(30):
@@ -131,8 +116,8 @@ async def test_leases_are_exclusive_and_expire(db: Database) -> None:
 
 
 async def test_list_owned_pages_and_deleted_tasks_vanish(db: Database) -> None:
-    key_id = await _key(db, None)
-    other = await _key(db, None)
+    key_id = await new_key(db, None)
+    other = await new_key(db, None)
     async with db.write() as conn:
         rows = [await store.insert_task(conn, _new(key_id, 0, f"L{i}"), time.time(), unlimited=True)
                 for i in range(5)]
