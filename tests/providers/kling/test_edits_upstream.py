@@ -111,16 +111,6 @@ async def test_the_emulator_knows_a_video_only_on_its_own_account(http, kling_em
     assert (await owner.create("extend", {"video_id": video_id})).status == 200
 
 
-@pytest.fixture(scope="module")
-def gw(make_server, kling_emulator):
-    server = make_server(sandbox=False, start=False, env={"GENGATE_URL_ALLOW_PRIVATE": "1"})
-    secret = kling_emulator.new_secret()
-    server.add_channel("kling", kling_emulator.provider_url("kling"), secret, name="emu-kling")
-    server.upstream, server.secret = kling_emulator, secret
-    server.start()
-    yield server
-    kling_emulator.clear_faults()
-
 
 @pytest.mark.parametrize("kind", ["extend", "lip_sync", "try_on"])
 async def test_an_upstream_failure_is_refunded(gw, kling, kind):

@@ -24,17 +24,6 @@ def t2v(prompt: str, **extra: Any) -> dict[str, Any]:
     return {"model_name": "kling-v1", "prompt": prompt, "duration": "5", **extra}
 
 
-@pytest.fixture(scope="module")
-def gw(make_server, kling_emulator):
-    """`gengate serve` (no sandbox) with one Kling channel on the emulator, its own `AK|SK` pair."""
-    server = make_server(sandbox=False, start=False, env={"GENGATE_URL_ALLOW_PRIVATE": "1"})
-    secret = kling_emulator.new_secret()
-    server.add_channel("kling", kling_emulator.provider_url("kling"), secret, name="emu-kling")
-    server.upstream, server.secret = kling_emulator, secret
-    server.start()
-    yield server
-    kling_emulator.clear_faults()
-
 
 def upstream(http, emu, secret: str, token: str | None = None) -> KlingClient:
     """A raw client of the emulator itself, with a JWT of `secret`'s pair (or `token`)."""
