@@ -30,7 +30,7 @@ from gengate.core.adaptor import (
 )
 from gengate.core.pricing import PriceTable
 from gengate.core.states import TaskState
-from gengate.providers.runway import rules
+from gengate.providers.runway import rules, rules_video
 
 log = logging.getLogger("gengate.runway")
 S = TaskState
@@ -40,7 +40,7 @@ CREDIT = 10_000  # gengate credits in one Runway credit (US$0.01)
 INLINE_THRESHOLD = 64 * 1024  # a data URI longer than this is stashed out of the stored request
 ACTIONS = {"image_to_video": rules.check_image_to_video, "text_to_image": rules.check_text_to_image,
            "text_to_video": rules.check_text_to_video, "image_upscale": rules.check_image_upscale,
-           "video_upscale": rules.check_video_upscale}
+           "video_upscale": rules.check_video_upscale, "video_to_video": rules_video.check_video_to_video}
 IMAGE_ACTIONS = frozenset({"text_to_image", "image_upscale"})
 
 # Upstream status → gengate state; anything else keeps polling (and is logged).
@@ -58,6 +58,8 @@ _LIVE = ("PENDING", "THROTTLED", "RUNNING")
 # states a rate; override `runway:image:magnific_precision_upscaler_v2:upscale` in `[prices]`). Video
 # upscale, a second of the input (gengate's own figures too): magnific_video_upscaler_creative 10,
 # enhance_frame_rate 2; 40 s are reserved and the seconds billed are Runway's reported cost at that rate.
+# Video to video: gen4_aleph 15 a second (Runway's published rate; an estimate, override it), 5 s (the
+# most it edits) reserved, settled like the video upscale from the cost Runway reports.
 PRICES: dict[str, int] = {
     "runway:video_second:gen4_turbo": 5 * CREDIT,
     "runway:video_second:gen3a_turbo": 5 * CREDIT,
@@ -73,6 +75,7 @@ PRICES: dict[str, int] = {
     "runway:image:magnific_precision_upscaler_v2:upscale": 10 * CREDIT,
     "runway:video_second:magnific_video_upscaler_creative": 10 * CREDIT,
     "runway:video_second:enhance_frame_rate": 2 * CREDIT,
+    "runway:video_second:gen4_aleph": 15 * CREDIT,
 }
 
 
@@ -80,7 +83,8 @@ PRICES: dict[str, int] = {
 _ACTION_OF: dict[str, str] = {
     **dict.fromkeys(rules.IMAGE_MODELS, "text_to_image"), **dict.fromkeys(rules.TEXT_VIDEO_MODELS, "text_to_video"),
     **dict.fromkeys(rules.UPSCALE_IMAGE_MODELS, "image_upscale"),
-    **dict.fromkeys(rules.VIDEO_UPSCALE_MODELS, "video_upscale")}
+    **dict.fromkeys(rules.VIDEO_UPSCALE_MODELS, "video_upscale"),
+    **dict.fromkeys(rules_video.ALEPH_MODELS, "video_to_video")}
 
 
 def iso_ms(ts: float) -> str:
@@ -170,14 +174,15 @@ class RunwayAdaptor:
 
     def final_price(self, units: Mapping[str, float], outputs: tuple[OutputSpec, ...], prices: PriceTable) -> int:
         """A Runway video is the duration asked for; an image task is billed per image produced; an
-        upscaled video by the seconds of input that Runway's reported cost stands for (at the shipped
-        rate, which is Runway's), else the reservation."""
+        upscaled or edited video (`from_cost`) by the seconds of input that Runway's reported cost
+        stands for (at the shipped rate, which is Runway's), else the reservation."""
         if not outputs:
             return 0
         if units.get("images"):
             return self.price({**units, "images": float(len(outputs))}, prices)
         upstream = outputs[0].meta.get("credits")
-        if units.get("upscale") and isinstance(upstream, int | float) and not isinstance(upstream, bool):
+        by_cost = units.get("upscale") or units.get("from_cost")
+        if by_cost and isinstance(upstream, int | float) and not isinstance(upstream, bool):
             rate = PRICES.get(f"runway:video_second:{_unit(units, 'model:', '')}", 0) / CREDIT
             if rate > 0:
                 seconds = min(units.get("seconds", 0), max(1, math.ceil(upstream / rate - 1e-9)))

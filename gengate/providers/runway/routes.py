@@ -27,6 +27,7 @@ from gengate.providers.runway.schemas import (
     RunwayTextToVideo,
     RunwayUsage,
     RunwayUsageQuery,
+    RunwayVideoToVideo,
     RunwayVideoUpscale,
 )
 from gengate.web.context import AppContext
@@ -92,6 +93,8 @@ def routes(ctx: AppContext) -> list[BaseRoute]:
                      summary="Upscale an image", body=RunwayImageUpscale, reply=RunwayCreated),
         FAMILY.route("/v1/video_upscale", creator("video_upscale"), ["POST"], name="video_upscale",
                      summary="Upscale a video or raise its frame rate", body=RunwayVideoUpscale, reply=RunwayCreated),
+        FAMILY.route("/v1/video_to_video", creator("video_to_video"), ["POST"], name="video_to_video",
+                     summary="Edit a video as a text says", body=RunwayVideoToVideo, reply=RunwayCreated),
         FAMILY.route("/v1/tasks/{task_id}", get, ["GET"], name="get_task", summary="Read a task", reply=RunwayTask),
         FAMILY.route("/v1/tasks/{task_id}", delete, ["DELETE"], name="delete_task",
                      summary="Cancel a live task or delete an ended one"),

@@ -225,6 +225,14 @@ async def test_upscales_price_per_image_and_per_reported_second():
     assert A.final_price(video, done(True), TABLE) == 40 * 10 * 10_000
 
 
+async def test_video_to_video_reserves_five_seconds_and_settles_on_the_reported_cost():
+    units = await _units("video_to_video", {"model": "gen4_aleph", "videoUri": "https://x.example/v.mp4",
+                                            "promptText": "snow", "ratio": "1280:720"})
+    assert A.price(units, TABLE) == 5 * 15 * 10_000
+    out = (OutputSpec("video", None, {"url": "https://x.example/v.mp4"}, {"index": 0, "credits": 30}),)
+    assert A.final_price(units, out, TABLE) == 2 * 15 * 10_000
+
+
 def test_a_succeeded_poll_keeps_runways_cost_for_the_settlement():
     ref = TaskRef(upstream_id=REF.upstream_id, action="video_upscale", model="enhance_frame_rate",
                   upstream_request={}, marker="m")
@@ -244,6 +252,8 @@ def test_a_succeeded_poll_keeps_runways_cost_for_the_settlement():
     ({"model": "enhance_frame_rate", "videoUri": "https://x.example/a.mp4", "targetFramerate": "30"},
      "video_upscale"),
     ({"model": "gen4_turbo", "promptImage": "https://x.example/a.png", "ratio": "960:960"}, "image_to_video"),
+    ({"model": "gen4_aleph", "videoUri": "https://x.example/a.mp4", "promptText": "x", "ratio": "960:960"},
+     "video_to_video"),
 ])
 async def test_prepare_without_a_path_takes_the_action_from_the_model(body, action):
     assert (await A.prepare(body, NoStash())).action == action
