@@ -31,6 +31,7 @@ from gengate.core.adaptor import (
 from gengate.core.pricing import PriceTable
 from gengate.core.states import TaskState
 from gengate.providers.runway import rules, rules_video
+from gengate.providers.runway.uploads import NoUploads, Uploads
 
 log = logging.getLogger("gengate.runway")
 S = TaskState
@@ -152,11 +153,15 @@ class RunwayAdaptor:
         action = _ACTION_OF.get(model, "image_to_video") if isinstance(model, str) else "image_to_video"
         return await self.prepare_action(action, body, resolver)
 
-    async def prepare_action(self, action: str, request: Any, resolver: Resolver) -> Prepared:
+    async def prepare_action(self, action: str, request: Any, resolver: Resolver,
+                             uploads: Uploads | NoUploads | None = None) -> Prepared:
+        """`uploads`: the calling key's `runway://` URIs, resolved into what the upstream can read
+        (the stored client request keeps the URI)."""
         checked = ACTIONS[action](request)
         stored = await _stash_data_uris(json.loads(json.dumps(request)), resolver)
+        upstream = await (uploads or NoUploads()).resolve(json.loads(json.dumps(request)))
         return Prepared(action=action, model=checked.model, request=stored,
-                        upstream_request=json.loads(json.dumps(stored)), units=checked.units)
+                        upstream_request=await _stash_data_uris(upstream, resolver), units=checked.units)
 
     def price(self, units: Mapping[str, float], prices: PriceTable) -> int:
         """Whole seconds of video at the model's rate (its `:audio` rate for a video with sound), or one
@@ -308,13 +313,14 @@ def _snake(name: str) -> str:
 
 
 class ActionAdaptor:
-    """The Runway adaptor with the action fixed by the route's path (`POST /v1/text_to_image`)."""
+    """The Runway adaptor with the action fixed by the route's path (`POST /v1/text_to_image`), and
+    the calling key's uploads."""
 
-    def __init__(self, adaptor: RunwayAdaptor, action: str) -> None:
-        self._adaptor, self._action = adaptor, action
+    def __init__(self, adaptor: RunwayAdaptor, action: str, uploads: Uploads | None = None) -> None:
+        self._adaptor, self._action, self._uploads = adaptor, action, uploads
 
     async def prepare(self, body: Any, resolver: Resolver) -> Prepared:
-        return await self._adaptor.prepare_action(self._action, body, resolver)
+        return await self._adaptor.prepare_action(self._action, body, resolver, self._uploads)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._adaptor, name)

@@ -138,12 +138,14 @@ def _common(body: Mapping[str, Any], issues: _Issues) -> None:
 
 
 def media_uri(value: Any, path: Sequence[str | int], issues: _Issues, *, video: bool = False) -> None:
-    """An HTTPS URL on a domain name (Runway fetches it itself) or an image (`video`: a video) data
-    URI up to 5 MB."""
+    """An HTTPS URL on a domain name (Runway fetches it itself), an image (`video`: a video) data
+    URI up to 5 MB, or a `runway://` URI of an upload."""
     if not isinstance(value, str) or not value:
         issues.add(path, "Expected a non-empty string (an HTTPS URL or a data URI)", "invalid_type",
                    expected="string")
         return
+    if value.startswith("runway://"):
+        return  # an upload: resolved (for the calling key only) once the body is valid (uploads.py)
     if value[:5].lower() == "data:":
         match = (VIDEO_DATA_URI if video else DATA_URI).match(value)
         if match is None:

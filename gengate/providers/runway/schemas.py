@@ -120,6 +120,22 @@ class RunwayVideoToVideo(_Open):
     contentModeration: RunwayContentModeration | None = None
 
 
+class RunwayUploadStart(BaseModel):
+    """`POST /runway/v1/uploads`: step 1 of an ephemeral upload."""
+
+    filename: str = Field(examples=["cat.png"])
+    type: Literal["ephemeral"] = "ephemeral"
+
+
+class RunwayUploadStarted(BaseModel):
+    """Post the file to `uploadUrl` as `multipart/form-data` with `fields` first (no Authorization),
+    then use `runwayUri` (valid 24 h, for this key) as a create's media URI."""
+
+    uploadUrl: str
+    fields: dict[str, str]
+    runwayUri: str = Field(examples=["runway://gengate/1765000000-AbCdEfGhIjKlMnOpQrStUv"])
+
+
 class RunwayModelLimits(BaseModel):
     maxConcurrentGenerations: int | None = None
     maxDailyGenerations: int | None = None

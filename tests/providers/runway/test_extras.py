@@ -74,6 +74,8 @@ async def test_openapi_documents_the_runway_routes(server, http):
     for action in ("text_to_video", "image_upscale", "video_upscale", "video_to_video"):
         assert "requestBody" in paths[f"/runway/v1/{action}"]["post"], action
     assert "get" in paths["/runway/v1/organization"] and "post" in paths["/runway/v1/organization/usage"]
+    assert "requestBody" in paths["/runway/v1/uploads"]["post"] and "post" in paths["/runway/v1/uploads/form"]
+    assert not paths["/runway/v1/uploads/form"]["post"].get("security")  # the signed fields are the credential
 
 
 async def test_a_task_survives_a_restart_of_the_sandbox_server(server, fast_polls):
