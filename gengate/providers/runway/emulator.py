@@ -3,6 +3,8 @@
 Served below `/runway` by the emulator app, so a channel's base URL is `http://HOST:P/runway` and
 Runway's own paths follow: `POST /v1/image_to_video`, `POST /v1/text_to_video`, `POST /v1/text_to_image`,
 `POST /v1/image_upscale`, `POST /v1/video_upscale`, `POST /v1/video_to_video`,
+`POST /v1/character_performance`, the audio creates (`text_to_speech`, `sound_effect`, `speech_to_speech`,
+`voice_dubbing`, `voice_isolation`, `video_to_audio`: MP3 outputs),
 `GET /v1/tasks/{id}`, `DELETE /v1/tasks/{id}` (cancel a live task, delete an ended one; 404 after),
 `GET /v1/organization`. Every call needs `Authorization: Bearer <secret>` and a supported
 `X-Runway-Version`. It must not import gengate's Runway adaptor: a misread of the format must not
@@ -14,7 +16,7 @@ from __future__ import annotations
 import base64
 import io
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 from PIL import Image
@@ -30,6 +32,7 @@ from gengate.emulator.media import MediaSpec, whole_frames
 from gengate.emulator.replies import ProviderError, json_response, read_json
 from gengate.emulator.timeline import Phase, StateWalk, TaskRecord
 from gengate.providers.runway.emulator_checks import (
+    AUDIO_VALIDATORS,
     DATA_URI,
     FPS,
     SHORT_SIDE,
@@ -42,6 +45,7 @@ from gengate.providers.runway.emulator_checks import (
     _model,
     _size,
     _video_probe,
+    validate_character_performance,
     validate_video_to_video,
 )
 
@@ -92,6 +96,8 @@ class RunwayEmulator:
             Route("/v1/image_upscale", api.image_upscale, methods=["POST"]),
             Route("/v1/video_upscale", api.video_upscale, methods=["POST"]),
             Route("/v1/video_to_video", api.video_to_video, methods=["POST"]),
+            *(Route(f"/v1/{action}", api.creator(action), methods=["POST"])
+              for action in ("character_performance", *AUDIO_VALIDATORS)),
             Route("/v1/tasks/{task_id}", api.read, methods=["GET"]),
             Route("/v1/tasks/{task_id}", api.delete, methods=["DELETE"]),
             Route("/v1/organization", api.organization, methods=["GET"]),
@@ -136,6 +142,11 @@ class _Api:
 
     async def image_upscale(self, request: Request) -> Response:
         return await self._create(request, "image_upscale")
+
+    def creator(self, action: str) -> Callable[[Request], Awaitable[Response]]:
+        async def create(request: Request) -> Response:
+            return await self._create(request, action)
+        return create
 
     async def video_to_video(self, request: Request) -> Response:
         return await self._create(request, "video_to_video")
@@ -198,7 +209,7 @@ class _Api:
             if status == "RUNNING":
                 obj["progress"] = round(max(0.0, (progress.fraction - 0.15) / 0.85), 2)
         elif status == "SUCCEEDED":
-            obj["output"] = [self._output_url(task, now)]
+            obj["output"] = [self._output_url(task, now, i) for i in range(task.data.get("variants", 1))]
             obj["cost"] = {"credits": data["credits"]}
         else:
             obj["cost"] = {"credits": 0}
@@ -207,8 +218,11 @@ class _Api:
                 obj["failureCode"] = task.fail_code or FAIL_CODE
         return obj
 
-    def _output_url(self, task: TaskRecord, now: float) -> str:
+    def _output_url(self, task: TaskRecord, now: float, index: int = 0) -> str:
         data = task.data
+        if data["action"] in AUDIO_VALIDATORS:
+            spec = MediaSpec("mp3", f"{task.id}-{index}", duration=data["seconds"])
+            return self.ctx.media_url(spec, f"output-{index}.mp3", now)
         if data["action"] in ("text_to_image", "image_upscale"):
             spec = MediaSpec("png", task.id, data["width"], data["height"])
             return self.ctx.media_url(spec, "output.png", now)
@@ -363,5 +377,6 @@ def validate_video_upscale(body: dict[str, Any]) -> dict[str, Any]:
 
 VALIDATORS = {"image_to_video": validate_video, "text_to_image": validate_image, "text_to_video": validate_text_video,
               "image_upscale": validate_image_upscale, "video_upscale": validate_video_upscale,
-              "video_to_video": validate_video_to_video}
+              "video_to_video": validate_video_to_video,
+              "character_performance": validate_character_performance, **AUDIO_VALIDATORS}
 EMULATORS = [RunwayEmulator()]

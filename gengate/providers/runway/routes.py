@@ -33,6 +33,7 @@ from gengate.providers.runway.schemas import (
     RunwayVideoToVideo,
     RunwayVideoUpscale,
 )
+from gengate.providers.runway.schemas_more import BODIES
 from gengate.providers.runway.uploads import Uploads
 from gengate.web.context import AppContext
 from gengate.web.family import Family, Handler
@@ -120,6 +121,8 @@ def routes(ctx: AppContext) -> list[BaseRoute]:
                      summary="Upscale a video or raise its frame rate", body=RunwayVideoUpscale, reply=RunwayCreated),
         FAMILY.route("/v1/video_to_video", creator("video_to_video"), ["POST"], name="video_to_video",
                      summary="Edit a video as a text says", body=RunwayVideoToVideo, reply=RunwayCreated),
+        *(FAMILY.route(f"/v1/{action}", creator(action), ["POST"], name=action, summary=summary, body=body,
+                       reply=RunwayCreated) for action, (body, summary) in BODIES.items()),
         FAMILY.route("/v1/tasks/{task_id}", get, ["GET"], name="get_task", summary="Read a task", reply=RunwayTask),
         FAMILY.route("/v1/tasks/{task_id}", delete, ["DELETE"], name="delete_task",
                      summary="Cancel a live task or delete an ended one"),

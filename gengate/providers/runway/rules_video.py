@@ -12,6 +12,7 @@ from gengate.providers.runway.rules import (
     Checked,
     _body,
     _common,
+    _is_int,
     _Issues,
     _model,
     _prompt_text,
@@ -65,3 +66,49 @@ def _image_references(body: Mapping[str, Any], issues: _Issues) -> None:
             issues.add(["references", i, "uri"], "Required", "invalid_type", expected="string")
         else:
             media_uri(ref["uri"], ["references", i, "uri"], issues)
+
+
+# character_performance (`runwayml` 5.24): act_two moves a character (an image or a video) as the
+# person in a reference video (3-30 s) does. The output is as long as the reference, unknown before
+# Runway reads it: 30 s are reserved and the settlement follows the cost Runway reports.
+ACT_MODELS = ("act_two",)
+ACT_RATIOS = ("1280:720", "720:1280", "960:960", "1104:832", "832:1104", "1584:672")
+MAX_ACT_SECONDS = 30
+
+
+def check_character_performance(raw: Any) -> Checked:
+    """`model` `act_two`, `character` `{type: image|video, uri}`, `reference` `{type: video, uri}`,
+    optional `ratio`, `bodyControl`, `expressionIntensity` (1-5), `seed`, `contentModeration`."""
+    body = _body(raw)
+    issues = _Issues()
+    name = _model(body, dict.fromkeys(ACT_MODELS), issues)
+    _typed_media(body, "character", ("image", "video"), issues)
+    _typed_media(body, "reference", ("video",), issues)
+    ratio = body.get("ratio")
+    if ratio is not None and ratio not in ACT_RATIOS:
+        issues.invalid_value(["ratio"], ACT_RATIOS, f"ratio must be one of {', '.join(ACT_RATIOS)}")
+    if body.get("bodyControl") is not None and not isinstance(body["bodyControl"], bool):
+        issues.add(["bodyControl"], "Expected boolean", "invalid_type", expected="boolean")
+    intensity = body.get("expressionIntensity")
+    if intensity is not None and (not _is_int(intensity) or not 1 <= intensity <= 5):
+        issues.add(["expressionIntensity"], "expressionIntensity must be an integer from 1 to 5", "invalid_type",
+                   expected="integer")
+    _common(body, issues)
+    issues.raise_if_any()
+    assert name is not None
+    return Checked(name, {"seconds": float(MAX_ACT_SECONDS), f"model:{name}": 1.0, "from_cost": 1.0})
+
+
+def _typed_media(body: Mapping[str, Any], field: str, types: tuple[str, ...], issues: _Issues) -> None:
+    """`{field: {"type": one of types, "uri"}}`, required."""
+    item = body.get(field)
+    if not isinstance(item, dict):
+        issues.add([field], "Required" if item is None else "Expected object", "invalid_type", expected="object")
+        return
+    kind = item.get("type")
+    if kind not in types:
+        issues.invalid_value([field, "type"], types, f"type must be {' or '.join(types)}")
+    if item.get("uri") is None:
+        issues.add([field, "uri"], "Required", "invalid_type", expected="string")
+    else:
+        media_uri(item["uri"], [field, "uri"], issues, video=kind == "video")
