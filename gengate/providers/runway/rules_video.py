@@ -70,10 +70,12 @@ def _image_references(body: Mapping[str, Any], issues: _Issues) -> None:
 
 # character_performance (`runwayml` 5.24): act_two moves a character (an image or a video) as the
 # person in a reference video (3-30 s) does. The output is as long as the reference, unknown before
-# Runway reads it: 30 s are reserved and the settlement follows the cost Runway reports.
+# Runway reads it: the settlement follows the cost Runway reports, within what was reserved. 20 s are
+# reserved, not 30: interface.md caps a shipped default reservation at 1,000,000 credits (20 s at the
+# shipped rate), so a longer reference is billed as 20 s at the shipped price.
 ACT_MODELS = ("act_two",)
 ACT_RATIOS = ("1280:720", "720:1280", "960:960", "1104:832", "832:1104", "1584:672")
-MAX_ACT_SECONDS = 30
+RESERVED_ACT_SECONDS = 20
 
 
 def check_character_performance(raw: Any) -> Checked:
@@ -96,7 +98,7 @@ def check_character_performance(raw: Any) -> Checked:
     _common(body, issues)
     issues.raise_if_any()
     assert name is not None
-    return Checked(name, {"seconds": float(MAX_ACT_SECONDS), f"model:{name}": 1.0, "from_cost": 1.0})
+    return Checked(name, {"seconds": float(RESERVED_ACT_SECONDS), f"model:{name}": 1.0, "from_cost": 1.0})
 
 
 def _typed_media(body: Mapping[str, Any], field: str, types: tuple[str, ...], issues: _Issues) -> None:

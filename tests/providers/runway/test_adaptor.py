@@ -242,19 +242,19 @@ async def test_audio_prices_per_50_characters_or_per_slice_of_seconds():
     assert A.price(sfx, TABLE) == 2 * 3 * 10_000
     isolation = await _units("voice_isolation", {"model": "eleven_voice_isolation",
                                                  "audioUri": "https://x.example/a.mp3"})
-    assert A.price(isolation, TABLE) == 50 * 10_000
+    assert A.price(isolation, TABLE) == 34 * 10_000  # 200 s in slices of 6 s
 
     def done(credits: int) -> tuple[OutputSpec, ...]:
         return (OutputSpec("audio", None, {"url": "https://x.example/a.mp3"}, {"index": 0, "credits": credits}),)
 
     assert A.final_price(isolation, done(3), TABLE) == 3 * 10_000
-    assert A.final_price(isolation, done(500), TABLE) == 50 * 10_000  # never above the reservation
+    assert A.final_price(isolation, done(500), TABLE) == 34 * 10_000  # never above the reservation
     custom = PriceTable([PRICES], {"runway:audio_unit:eleven_voice_isolation": 1})
-    assert A.price(isolation, custom) == 50
+    assert A.price(isolation, custom) == 34
     act = await _units("character_performance", {
         "model": "act_two", "character": {"type": "image", "uri": "https://x.example/a.png"},
         "reference": {"type": "video", "uri": "https://x.example/v.mp4"}})
-    assert A.price(act, TABLE) == 30 * 5 * 10_000
+    assert A.price(act, TABLE) == 20 * 5 * 10_000
     ref = TaskRef(upstream_id=REF.upstream_id, action="text_to_speech", model="eleven_v3", upstream_request={},
                   marker="m")
     body = {"id": REF.upstream_id, "status": "SUCCEEDED", "createdAt": "2025-06-03T14:00:00.000Z",

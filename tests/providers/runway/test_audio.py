@@ -2,7 +2,7 @@
 `text_to_speech`, `sound_effect`, `speech_to_speech`, `voice_dubbing`, `voice_isolation`,
 `video_to_audio`; client → gengate → HTTP → a standalone Runway emulator, whose outputs are real MP3s.
 Speech is priced per 50 characters, sound per slice of seconds; an input of unknown length is
-reserved as 300 s and settled on the cost Runway reports. Bad bodies are Runway's 400 (nothing charged
+reserved as 200 s and settled on the cost Runway reports. Bad bodies are Runway's 400 (nothing charged
 or sent); a failed task is refunded."""
 
 from __future__ import annotations
@@ -94,7 +94,7 @@ async def test_inputs_of_unknown_length_settle_on_runways_cost(setup, http, fast
     name, key = server.make_named_key(credits=10_000_000)
     client = sdk(server.url, key)
     isolated = await client.voice_isolation.create(model="eleven_voice_isolation", audio_uri=mp3_data_uri(3))
-    assert isolated.estimated_cost.credits == 50  # 300 s in slices of 6 s, reserved
+    assert isolated.estimated_cost.credits == 34  # 200 s in slices of 6 s, reserved
     task = await _done(isolated)
     assert task.cost.credits == 1 and abs(probe_mp3(await download(http, task.output[0])) - 3) <= 0.2
     dubbed = await _done(await client.voice_dubbing.create(model="eleven_voice_dubbing", audio_uri=mp3_data_uri(4),

@@ -1,7 +1,7 @@
 """`POST /runway/v1/character_performance` (`act_two`) through the official `runwayml` SDK: client →
-gengate → HTTP → a standalone Runway emulator. 30 s (the longest reference) are reserved at 5 credits a
-second, the settlement follows the reported cost (the reference's length); a bad body is Runway's 400,
-nothing charged or sent; a task failed upstream is refunded."""
+gengate → HTTP → a standalone Runway emulator. 20 s are reserved at 5 credits a second (1,000,000
+gengate credits: the contract's cap), the settlement follows the reported cost (the reference's
+length); a bad body is Runway's 400, nothing charged or sent; a task failed upstream is refunded."""
 
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ async def test_a_character_performs_for_the_references_length(setup, http, fast_
         model="act_two", character={"type": "image", "uri": png_data_uri()},
         reference={"type": "video", "uri": mp4_data_uri(4)}, ratio="960:960", body_control=True,
         expression_intensity=4, seed=3)
-    assert created.estimated_cost.credits == 150  # 30 s at 5 credits a second, reserved
+    assert created.estimated_cost.credits == 100  # 20 s at 5 credits a second, reserved (the contract's cap)
     task = await created.wait_for_task_output(timeout=60)
     assert isinstance(task, Succeeded) and task.cost.credits == 20, task  # the reference's 4 s
     width, height, seconds = probe_mp4(await download(http, task.output[0]))

@@ -50,7 +50,8 @@ async def test_an_edited_video_is_a_playable_mp4_billed_for_the_seconds_runway_r
         references=[{"type": "image", "uri": png_data_uri()}], seed=7,
         content_moderation={"public_figure_threshold": "low"})
     assert created.estimated_cost.credits == 75  # 5 s at 15 credits a second, reserved
-    assert server.credits(name) == 10_000_000 - 75 * CREDIT
+    # Reserved, unless the (fast) emulator's task was already settled: a loaded machine is slow to ask.
+    assert server.credits(name) in (10_000_000 - 75 * CREDIT, 10_000_000 - 45 * CREDIT)
     task = await created.wait_for_task_output(timeout=60)
     assert isinstance(task, Succeeded), task
     assert task.cost.credits == 45, task  # the input's 3 s

@@ -41,7 +41,8 @@ async def test_an_upscaled_video_is_billed_for_the_seconds_runway_reports(setup,
         model="magnific_video_upscaler_creative", video_uri=mp4_data_uri(320, 240, 3), resolution="1k",
         creativity=30, flavor="natural")
     assert created.estimated_cost.credits == 400  # 40 s at 10 credits a second, reserved
-    assert server.credits(name) == 10_000_000 - 400 * CREDIT
+    # Reserved, unless the (fast) emulator's task was already settled: a loaded machine is slow to ask.
+    assert server.credits(name) in (10_000_000 - 400 * CREDIT, 10_000_000 - 30 * CREDIT)
     task = await created.wait_for_task_output(timeout=60)
     assert isinstance(task, Succeeded), task
     assert task.cost.credits == 30, task  # 3 s of input
