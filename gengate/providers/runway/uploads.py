@@ -187,7 +187,7 @@ class Uploads:
         return out
 
     async def _walk(self, value: Any, path: tuple[str | int, ...], issues: list[dict[str, Any]]) -> Any:
-        if isinstance(value, str) and value.startswith("runway://"):
+        if isinstance(value, str) and value.startswith("runway://") and media_field(path):
             return await self._one(value, list(path), issues)
         if isinstance(value, list):
             return [await self._walk(v, (*path, i), issues) for i, v in enumerate(value)]
@@ -217,6 +217,13 @@ class Uploads:
         return self.signer.url_for(stored.key, self.url_ttl)
 
 
+def media_field(path: tuple[str | int, ...]) -> bool:
+    """Whether a value at `path` is a media URI (`uri`, `promptImage`, `...Uri`), not text that
+    happens to start with `runway://` (a `promptText`)."""
+    name = next((p for p in reversed(path) if isinstance(p, str)), "")
+    return name in ("uri", "promptImage") or name.endswith("Uri")
+
+
 def reachable(public_url: str) -> bool:
     """Whether Runway's fetcher could read a URL under `public_url`: HTTPS on a domain name."""
     parts = urlsplit(public_url)
@@ -241,7 +248,7 @@ class NoUploads:
 
 def _uris(value: Any, path: tuple[str | int, ...]) -> list[tuple[str | int, ...]]:
     if isinstance(value, str):
-        return [path] if value.startswith("runway://") else []
+        return [path] if value.startswith("runway://") and media_field(path) else []
     if isinstance(value, list):
         return [p for i, v in enumerate(value) for p in _uris(v, (*path, i))]
     if isinstance(value, dict):

@@ -36,15 +36,15 @@ async def test_a_small_upload_is_a_data_uri_and_a_large_one_a_signed_url(tmp_pat
     assert out["promptImage"][0]["uri"].startswith("data:image/png;base64,iVBORw0KGgo")
     big_id = f"{int(time.time() + 3600)}-{'B' * 22}"
     await storage.put_bytes(uploads.storage_key(7, big_id), PNG + b"\0" * uploads.MAX_INLINE_BYTES, "image/png")
-    url = (await uploads.Uploads(storage, signer, 7, 3600).resolve({"u": uploads.URI_PREFIX + big_id}))["u"]
+    url = (await uploads.Uploads(storage, signer, 7, 3600).resolve({"uri": uploads.URI_PREFIX + big_id}))["uri"]
     parts = urlsplit(url)
     assert url.startswith("https://gengate.example.com/files/runway/uploads/7/")
     query = parse_qs(parts.query)
     assert signer.verify(parts.path.removeprefix("/files/"), query["exp"][0], query["sig"][0])
     with pytest.raises(ValidationFailed) as err:  # the same file behind a loopback public URL
         await uploads.Uploads(storage, _signer("http://127.0.0.1:8000"), 7, 3600).resolve(
-            {"u": uploads.URI_PREFIX + big_id})
-    assert err.value.issues[0]["path"] == ["u"] and err.value.issues[0]["code"] == "too_big"
+            {"uri": uploads.URI_PREFIX + big_id})
+    assert err.value.issues[0]["path"] == ["uri"] and err.value.issues[0]["code"] == "too_big"
 
 
 async def test_expired_unknown_and_other_keys_uploads_are_issues(tmp_path):
@@ -52,13 +52,15 @@ async def test_expired_unknown_and_other_keys_uploads_are_issues(tmp_path):
     expired = await _upload(storage, 7, PNG, expires=time.time() - 5)
     mine = await _upload(storage, 7, PNG)
     with pytest.raises(ValidationFailed) as err:
-        await uploads.Uploads(storage, _signer(), 7, 3600).resolve({"a": expired, "b": "runway://x/y"})
-    assert [i["path"] for i in err.value.issues] == [["a"], ["b"]]
+        await uploads.Uploads(storage, _signer(), 7, 3600).resolve({"aUri": expired, "bUri": "runway://x/y"})
+    assert [i["path"] for i in err.value.issues] == [["aUri"], ["bUri"]]
     with pytest.raises(ValidationFailed):
-        await uploads.Uploads(storage, _signer(), 8, 3600).resolve({"a": mine})
+        await uploads.Uploads(storage, _signer(), 8, 3600).resolve({"videoUri": mine})
     with pytest.raises(ValidationFailed):
-        await uploads.NoUploads().resolve({"a": [mine]})
+        await uploads.NoUploads().resolve({"promptImage": [{"uri": mine}]})
     assert await uploads.NoUploads().resolve({"a": "https://x.example/a.png"}) == {"a": "https://x.example/a.png"}
+    text = {"promptText": "runway://gengate/not-an-upload is a fine thing to say"}
+    assert await uploads.Uploads(storage, _signer(), 7, 3600).resolve(text) == text
 
 
 def test_the_form_policy_is_signed_and_expires():
