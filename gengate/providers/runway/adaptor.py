@@ -30,7 +30,8 @@ from gengate.core.adaptor import (
 )
 from gengate.core.pricing import PriceTable
 from gengate.core.states import TaskState
-from gengate.providers.runway import rules
+from gengate.providers.runway import rules, rules_audio, rules_video
+from gengate.providers.runway.uploads import NoUploads, Uploads
 
 log = logging.getLogger("gengate.runway")
 S = TaskState
@@ -40,8 +41,10 @@ CREDIT = 10_000  # gengate credits in one Runway credit (US$0.01)
 INLINE_THRESHOLD = 64 * 1024  # a data URI longer than this is stashed out of the stored request
 ACTIONS = {"image_to_video": rules.check_image_to_video, "text_to_image": rules.check_text_to_image,
            "text_to_video": rules.check_text_to_video, "image_upscale": rules.check_image_upscale,
-           "video_upscale": rules.check_video_upscale}
+           "video_upscale": rules.check_video_upscale, "video_to_video": rules_video.check_video_to_video,
+           "character_performance": rules_video.check_character_performance, **rules_audio.AUDIO_CHECKS}
 IMAGE_ACTIONS = frozenset({"text_to_image", "image_upscale"})
+AUDIO_ACTIONS = frozenset(rules_audio.AUDIO_CHECKS)
 
 # Upstream status → gengate state; anything else keeps polling (and is logged).
 STATES: dict[str, TaskState] = {
@@ -58,6 +61,11 @@ _LIVE = ("PENDING", "THROTTLED", "RUNNING")
 # states a rate; override `runway:image:magnific_precision_upscaler_v2:upscale` in `[prices]`). Video
 # upscale, a second of the input (gengate's own figures too): magnific_video_upscaler_creative 10,
 # enhance_frame_rate 2; 40 s are reserved and the seconds billed are Runway's reported cost at that rate.
+# Video to video: gen4_aleph 15 a second (Runway's published rate; an estimate, override it), 5 s (the
+# most it edits) reserved, settled like the video upscale from the cost Runway reports. Character
+# performance: act_two 5 a second (Runway's rate), 30 s (the longest reference) reserved, settled from
+# the reported cost. Audio: one credit per `audio_unit` (rules_audio.py: 50 characters of speech, or a
+# model's slice of seconds), estimates from Runway's published ElevenLabs rates; override them.
 PRICES: dict[str, int] = {
     "runway:video_second:gen4_turbo": 5 * CREDIT,
     "runway:video_second:gen3a_turbo": 5 * CREDIT,
@@ -73,6 +81,9 @@ PRICES: dict[str, int] = {
     "runway:image:magnific_precision_upscaler_v2:upscale": 10 * CREDIT,
     "runway:video_second:magnific_video_upscaler_creative": 10 * CREDIT,
     "runway:video_second:enhance_frame_rate": 2 * CREDIT,
+    "runway:video_second:gen4_aleph": 15 * CREDIT,
+    "runway:video_second:act_two": 5 * CREDIT,
+    **{f"runway:audio_unit:{model}": CREDIT for model in rules_audio.AUDIO_MODELS},
 }
 
 
@@ -80,7 +91,8 @@ PRICES: dict[str, int] = {
 _ACTION_OF: dict[str, str] = {
     **dict.fromkeys(rules.IMAGE_MODELS, "text_to_image"), **dict.fromkeys(rules.TEXT_VIDEO_MODELS, "text_to_video"),
     **dict.fromkeys(rules.UPSCALE_IMAGE_MODELS, "image_upscale"),
-    **dict.fromkeys(rules.VIDEO_UPSCALE_MODELS, "video_upscale")}
+    **dict.fromkeys(rules.VIDEO_UPSCALE_MODELS, "video_upscale"),
+    **dict.fromkeys(rules_video.ALEPH_MODELS, "video_to_video")}
 
 
 def iso_ms(ts: float) -> str:
@@ -148,16 +160,23 @@ class RunwayAdaptor:
         action = _ACTION_OF.get(model, "image_to_video") if isinstance(model, str) else "image_to_video"
         return await self.prepare_action(action, body, resolver)
 
-    async def prepare_action(self, action: str, request: Any, resolver: Resolver) -> Prepared:
+    async def prepare_action(self, action: str, request: Any, resolver: Resolver,
+                             uploads: Uploads | NoUploads | None = None) -> Prepared:
+        """`uploads`: the calling key's `runway://` URIs, resolved into what the upstream can read
+        (the stored client request keeps the URI)."""
         checked = ACTIONS[action](request)
         stored = await _stash_data_uris(json.loads(json.dumps(request)), resolver)
+        upstream = await (uploads or NoUploads()).resolve(json.loads(json.dumps(request)))
         return Prepared(action=action, model=checked.model, request=stored,
-                        upstream_request=json.loads(json.dumps(stored)), units=checked.units)
+                        upstream_request=await _stash_data_uris(upstream, resolver), units=checked.units)
 
     def price(self, units: Mapping[str, float], prices: PriceTable) -> int:
-        """Whole seconds of video at the model's rate (its `:audio` rate for a video with sound), or one
-        image at the model's rate for its resolution; never below 1."""
+        """Whole seconds of video at the model's rate (its `:audio` rate for a video with sound), one
+        image at the model's rate for its resolution, or audio units at the model's rate; never below 1."""
         model = _unit(units, "model:", "gen4_turbo")
+        if units.get("audio_units"):
+            per = prices.get(f"runway:audio_unit:{model}", CREDIT)
+            return max(1, per * max(1, math.ceil(units["audio_units"] - 1e-9)))
         if units.get("images"):
             res = _unit(units, "res:", "1080p")
             per = prices.get(f"runway:image:{model}:{res}", prices["runway:image:gen4_image:1080p"])
@@ -170,18 +189,22 @@ class RunwayAdaptor:
 
     def final_price(self, units: Mapping[str, float], outputs: tuple[OutputSpec, ...], prices: PriceTable) -> int:
         """A Runway video is the duration asked for; an image task is billed per image produced; an
-        upscaled video by the seconds of input that Runway's reported cost stands for (at the shipped
-        rate, which is Runway's), else the reservation."""
+        upscaled or edited video (`from_cost`) by the seconds of input that Runway's reported cost
+        stands for (at the shipped rate, which is Runway's), else the reservation."""
         if not outputs:
             return 0
         if units.get("images"):
             return self.price({**units, "images": float(len(outputs))}, prices)
         upstream = outputs[0].meta.get("credits")
-        if units.get("upscale") and isinstance(upstream, int | float) and not isinstance(upstream, bool):
-            rate = PRICES.get(f"runway:video_second:{_unit(units, 'model:', '')}", 0) / CREDIT
+        by_cost = units.get("upscale") or units.get("from_cost")
+        if by_cost and isinstance(upstream, int | float) and not isinstance(upstream, bool):
+            model = _unit(units, "model:", "")
+            amount, key = (("audio_units", f"runway:audio_unit:{model}") if "audio_units" in units
+                           else ("seconds", f"runway:video_second:{model}"))
+            rate = PRICES.get(key, 0) / CREDIT
             if rate > 0:
-                seconds = min(units.get("seconds", 0), max(1, math.ceil(upstream / rate - 1e-9)))
-                return self.price({**units, "seconds": float(seconds)}, prices)
+                used = min(units.get(amount, 0), max(1, math.ceil(upstream / rate - 1e-9)))
+                return self.price({**units, amount: float(used)}, prices)
         return self.price(units, prices)
 
     def build_submit(self, account: Account, ref: TaskRef) -> HttpCall:
@@ -219,7 +242,7 @@ class RunwayAdaptor:
             urls = [u for u in body.get("output") or [] if isinstance(u, str) and u]
             if not urls:  # success without a result is not a result: keep polling
                 return Progress(S.RUNNING, raw, reply=body, known=False)
-            kind = "image" if ref.action in IMAGE_ACTIONS else "video"
+            kind = "image" if ref.action in IMAGE_ACTIONS else "audio" if ref.action in AUDIO_ACTIONS else "video"
             cost = (body.get("cost") or {}).get("credits") if isinstance(body.get("cost"), dict) else None
             meta = {"credits": cost} if isinstance(cost, int | float) and not isinstance(cost, bool) else {}
             outputs = tuple(OutputSpec(kind=kind, upstream_id=None, urls={"url": u}, meta={"index": i, **meta})
@@ -303,13 +326,14 @@ def _snake(name: str) -> str:
 
 
 class ActionAdaptor:
-    """The Runway adaptor with the action fixed by the route's path (`POST /v1/text_to_image`)."""
+    """The Runway adaptor with the action fixed by the route's path (`POST /v1/text_to_image`), and
+    the calling key's uploads."""
 
-    def __init__(self, adaptor: RunwayAdaptor, action: str) -> None:
-        self._adaptor, self._action = adaptor, action
+    def __init__(self, adaptor: RunwayAdaptor, action: str, uploads: Uploads | None = None) -> None:
+        self._adaptor, self._action, self._uploads = adaptor, action, uploads
 
     async def prepare(self, body: Any, resolver: Resolver) -> Prepared:
-        return await self._adaptor.prepare_action(self._action, body, resolver)
+        return await self._adaptor.prepare_action(self._action, body, resolver, self._uploads)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._adaptor, name)

@@ -2,7 +2,9 @@
 
 Served below `/runway` by the emulator app, so a channel's base URL is `http://HOST:P/runway` and
 Runway's own paths follow: `POST /v1/image_to_video`, `POST /v1/text_to_video`, `POST /v1/text_to_image`,
-`POST /v1/image_upscale`, `POST /v1/video_upscale`,
+`POST /v1/image_upscale`, `POST /v1/video_upscale`, `POST /v1/video_to_video`,
+`POST /v1/character_performance`, the audio creates (`text_to_speech`, `sound_effect`, `speech_to_speech`,
+`voice_dubbing`, `voice_isolation`, `video_to_audio`: MP3 outputs),
 `GET /v1/tasks/{id}`, `DELETE /v1/tasks/{id}` (cancel a live task, delete an ended one; 404 after),
 `GET /v1/organization`. Every call needs `Authorization: Bearer <secret>` and a supported
 `X-Runway-Version`. It must not import gengate's Runway adaptor: a misread of the format must not
@@ -12,16 +14,11 @@ hide on both sides.
 from __future__ import annotations
 
 import base64
-import binascii
 import io
-import ipaddress
 import math
-import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, ClassVar
-from urllib.parse import urlsplit
 
-import av
 from PIL import Image
 from starlette.requests import Request
 from starlette.responses import Response
@@ -34,21 +31,32 @@ from gengate.emulator.ids import uuid_id
 from gengate.emulator.media import MediaSpec, whole_frames
 from gengate.emulator.replies import ProviderError, json_response, read_json
 from gengate.emulator.timeline import Phase, StateWalk, TaskRecord
+from gengate.providers.runway.emulator_checks import (
+    AUDIO_VALIDATORS,
+    DATA_URI,
+    FPS,
+    SHORT_SIDE,
+    VALIDATION,
+    VIDEO_DATA_URI,
+    _check_uri,
+    _common,
+    _Invalid,
+    _issue,
+    _model,
+    _size,
+    _video_probe,
+    validate_character_performance,
+    validate_video_to_video,
+)
 
 VERSIONS = frozenset({"2024-11-06", "2024-09-13"})  # an old version stays supported for a while (§1)
 DOC_URL = "https://docs.dev.runwayml.com/api"
-VALIDATION = "Validation of body failed"
 WALK = StateWalk(((0.15, "PENDING"), (1.0, "RUNNING")),
                  {Phase.SUCCEEDED: "SUCCEEDED", Phase.FAILED: "FAILED", Phase.CANCELED: "CANCELLED"})
 UNKNOWN_STATE = "MYSTERY_STATE"
 FAIL_CODE = "SAFETY.INPUT.TEXT"
 FAIL_MESSAGE = "Prompt flagged"
 DELETED = "runway-deleted"  # the store's "provider" under which a deleted task leaves a tombstone
-FPS = 8  # low, so that rendering stays fast
-SHORT_SIDE = 360  # videos are drawn small, in the ratio asked for (the reply states no size)
-MAX_DATA_URI = 5 * 1024 * 1024
-DATA_URI = re.compile(r"^data:image/(png|jpeg|jpg|webp|gif);base64,", re.IGNORECASE)
-VIDEO_DATA_URI = re.compile(r"^data:video/(mp4|quicktime|webm);base64,", re.IGNORECASE)
 
 # Per model: the ratios, durations (None: an image model) and credits (per second, or per image by
 # 720p/1080p), from runway.md §3.
@@ -73,17 +81,6 @@ UNKNOWN_INPUT = (512, 512)  # the size assumed for an image behind a URL (the em
 MAX_SIDE = 4096  # upscaled images are drawn at most this long (in the same ratio)
 # video_upscale: credits a second of input; an input behind a URL is taken as 5 s of 16:9.
 VIDEO_UPSCALE: dict[str, int] = {"magnific_video_upscaler_creative": 10, "enhance_frame_rate": 2}
-UNKNOWN_VIDEO = (640, 360, 5.0)
-
-
-class _Invalid(Exception):
-    def __init__(self, issues: list[dict[str, Any]]) -> None:
-        super().__init__(VALIDATION)
-        self.issues = issues
-
-
-def _issue(path: Sequence[str | int], message: str, code: str = "custom", **extra: Any) -> dict[str, Any]:
-    return {"code": code, "path": list(path), "message": message, **extra}
 
 
 class RunwayEmulator:
@@ -98,6 +95,9 @@ class RunwayEmulator:
             Route("/v1/text_to_image", api.text_to_image, methods=["POST"]),
             Route("/v1/image_upscale", api.image_upscale, methods=["POST"]),
             Route("/v1/video_upscale", api.video_upscale, methods=["POST"]),
+            Route("/v1/video_to_video", api.video_to_video, methods=["POST"]),
+            *(Route(f"/v1/{action}", api.creator(action), methods=["POST"])
+              for action in ("character_performance", *AUDIO_VALIDATORS)),
             Route("/v1/tasks/{task_id}", api.read, methods=["GET"]),
             Route("/v1/tasks/{task_id}", api.delete, methods=["DELETE"]),
             Route("/v1/organization", api.organization, methods=["GET"]),
@@ -142,6 +142,14 @@ class _Api:
 
     async def image_upscale(self, request: Request) -> Response:
         return await self._create(request, "image_upscale")
+
+    def creator(self, action: str) -> Callable[[Request], Awaitable[Response]]:
+        async def create(request: Request) -> Response:
+            return await self._create(request, action)
+        return create
+
+    async def video_to_video(self, request: Request) -> Response:
+        return await self._create(request, "video_to_video")
 
     async def text_to_video(self, request: Request) -> Response:
         return await self._create(request, "text_to_video")
@@ -201,7 +209,7 @@ class _Api:
             if status == "RUNNING":
                 obj["progress"] = round(max(0.0, (progress.fraction - 0.15) / 0.85), 2)
         elif status == "SUCCEEDED":
-            obj["output"] = [self._output_url(task, now)]
+            obj["output"] = [self._output_url(task, now, i) for i in range(task.data.get("variants", 1))]
             obj["cost"] = {"credits": data["credits"]}
         else:
             obj["cost"] = {"credits": 0}
@@ -210,8 +218,11 @@ class _Api:
                 obj["failureCode"] = task.fail_code or FAIL_CODE
         return obj
 
-    def _output_url(self, task: TaskRecord, now: float) -> str:
+    def _output_url(self, task: TaskRecord, now: float, index: int = 0) -> str:
         data = task.data
+        if data["action"] in AUDIO_VALIDATORS:
+            spec = MediaSpec("mp3", f"{task.id}-{index}", duration=data["seconds"])
+            return self.ctx.media_url(spec, f"output-{index}.mp3", now)
         if data["action"] in ("text_to_image", "image_upscale"):
             spec = MediaSpec("png", task.id, data["width"], data["height"])
             return self.ctx.media_url(spec, "output.png", now)
@@ -220,69 +231,6 @@ class _Api:
 
 
 # ------------------------------------------------------------------------------------------- validation
-def _check_uri(value: Any, path: list[str | int], issues: list[dict[str, Any]], pattern: re.Pattern[str] = DATA_URI
-               ) -> None:
-    """What Runway can fetch: HTTPS on a domain name (`.invalid` hosts answer 404, as a missing
-    asset would), or an image data URI up to 5 MB that decodes."""
-    if not isinstance(value, str) or not value:
-        issues.append(_issue(path, "Expected string", "invalid_type", expected="string"))
-        return
-    if value.lower().startswith("data:"):
-        match = pattern.match(value)
-        try:
-            raw = base64.b64decode(value[match.end():], validate=True) if match else None
-        except (binascii.Error, ValueError):
-            raw = None
-        if raw is None:
-            issues.append(_issue(path, "Invalid data URI."))
-        elif len(raw) > MAX_DATA_URI:
-            issues.append(_issue(path, "The data URI is larger than 5MB.", "too_big"))
-        return
-    try:
-        parts = urlsplit(value)
-        host = parts.hostname or ""
-    except ValueError:
-        host, parts = "", None
-    if parts is None or parts.scheme != "https" or not host:
-        issues.append(_issue(path, "Invalid URL: only HTTPS URLs and data URIs are supported."))
-        return
-    try:
-        ipaddress.ip_address(host)
-        issues.append(_issue(path, "Invalid URL: IP addresses are not supported, use a domain name."))
-        return
-    except ValueError:
-        pass
-    if host.endswith(".invalid"):
-        issues.append(_issue(path, 'Failed to fetch asset. Received HTTP response code "404".'))
-
-
-def _common(body: Mapping[str, Any], issues: list[dict[str, Any]], text_required: bool) -> None:
-    text = body.get("promptText")
-    if text is None and text_required:
-        issues.append(_issue(["promptText"], "Required", "invalid_type", expected="string"))
-    elif text is not None and (not isinstance(text, str) or not text or len(text.encode("utf-16-le")) > 2000):
-        issues.append(_issue(["promptText"], "promptText must be 1-1000 characters", "invalid_type"))
-    seed = body.get("seed")
-    whole = isinstance(seed, int | float) and not isinstance(seed, bool) and float(seed).is_integer()
-    if seed is not None and (not whole or not 0 <= seed <= 4294967295):
-        issues.append(_issue(["seed"], "seed must be an integer from 0 to 4294967295", "invalid_type"))
-
-
-def _model(body: Mapping[str, Any], known: Mapping[str, Any], issues: list[dict[str, Any]]) -> str | None:
-    model = body.get("model")
-    if not isinstance(model, str) or model not in known:
-        issues.append({"code": "invalid_value", "values": sorted(known), "path": ["model"],
-                       "message": "Invalid model"})
-        return None
-    return str(model)
-
-
-def _size(ratio: str, short: int) -> tuple[int, int]:
-    wide, tall = (int(x) for x in ratio.split(":"))
-    scale = short / min(wide, tall)
-    return max(2, round(wide * scale / 2) * 2), max(2, round(tall * scale / 2) * 2)
-
-
 def validate_video(body: dict[str, Any]) -> dict[str, Any]:
     issues: list[dict[str, Any]] = []
     model = _model(body, VIDEO, issues)
@@ -408,24 +356,6 @@ def validate_image_upscale(body: dict[str, Any]) -> dict[str, Any]:
             "seconds": 0, "credits": UPSCALE_CREDITS}
 
 
-def _video_probe(uri: str) -> tuple[int, int, float]:
-    """(width, height, seconds) of a data-URI video, else `UNKNOWN_VIDEO`."""
-    match = VIDEO_DATA_URI.match(uri)
-    if match is None:
-        return UNKNOWN_VIDEO
-    try:
-        with av.open(io.BytesIO(base64.b64decode(uri[match.end():]))) as container:
-            stream = container.streams.video[0]
-            seconds = (container.duration / 1_000_000 if container.duration
-                       else float((stream.duration or 0) * (stream.time_base or 0)))
-            width, height = stream.codec_context.width, stream.codec_context.height
-    except (av.FFmpegError, IndexError, ValueError, OSError):
-        return UNKNOWN_VIDEO
-    if width <= 0 or height <= 0 or seconds <= 0:
-        return UNKNOWN_VIDEO
-    return width, height, seconds
-
-
 def validate_video_upscale(body: dict[str, Any]) -> dict[str, Any]:
     issues: list[dict[str, Any]] = []
     model = _model(body, VIDEO_UPSCALE, issues)
@@ -446,5 +376,7 @@ def validate_video_upscale(body: dict[str, Any]) -> dict[str, Any]:
 
 
 VALIDATORS = {"image_to_video": validate_video, "text_to_image": validate_image, "text_to_video": validate_text_video,
-              "image_upscale": validate_image_upscale, "video_upscale": validate_video_upscale}
+              "image_upscale": validate_image_upscale, "video_upscale": validate_video_upscale,
+              "video_to_video": validate_video_to_video,
+              "character_performance": validate_character_performance, **AUDIO_VALIDATORS}
 EMULATORS = [RunwayEmulator()]

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from gengate.core import ledger
 from gengate.core.keys import ClientKey
 from gengate.db.models import keys, ledger_entries, tasks
-from gengate.providers.runway import rules
+from gengate.providers.runway import rules, rules_audio, rules_video
 from gengate.providers.runway.adaptor import CREDIT
 from gengate.providers.runway.errors import ValidationFailed
 
@@ -29,7 +29,8 @@ UNLIMITED = 1_000_000_000  # what a key without a credit limit shows as its bala
 DEFAULT_DAYS = 30
 MAX_DAYS = 90
 DAY = 86_400.0
-MODELS = (*rules.VIDEO_MODELS, *rules.IMAGE_MODELS, *rules.TEXT_VIDEO_MODELS)
+MODELS = (*rules.VIDEO_MODELS, *rules.IMAGE_MODELS, *rules.TEXT_VIDEO_MODELS, *rules_video.ALEPH_MODELS,
+          *rules_video.ACT_MODELS, *rules_audio.AUDIO_MODELS)
 
 
 async def organization(conn: AsyncConnection, key: ClientKey) -> dict[str, Any]:

@@ -23,6 +23,7 @@ MAX_DATA_URI_BYTES = 5 * 1024 * 1024
 MAX_SEED = 4_294_967_295
 DATA_URI = re.compile(r"^data:image/(png|jpeg|jpg|webp|gif);base64,", re.IGNORECASE)
 VIDEO_DATA_URI = re.compile(r"^data:video/(mp4|quicktime|webm);base64,", re.IGNORECASE)
+AUDIO_DATA_URI = re.compile(r"^data:audio/(mpeg|mp3|wav|x-wav|wave|ogg|flac|aac|mp4|webm);base64,", re.IGNORECASE)
 TAG = re.compile(r"^[A-Za-z][A-Za-z0-9_]{2,15}$")
 THRESHOLDS = ("auto", "low")
 
@@ -137,17 +138,21 @@ def _common(body: Mapping[str, Any], issues: _Issues) -> None:
                                  "publicFigureThreshold must be auto or low")
 
 
-def media_uri(value: Any, path: Sequence[str | int], issues: _Issues, *, video: bool = False) -> None:
-    """An HTTPS URL on a domain name (Runway fetches it itself) or an image (`video`: a video) data
-    URI up to 5 MB."""
+def media_uri(value: Any, path: Sequence[str | int], issues: _Issues, *, video: bool = False,
+              audio: bool = False) -> None:
+    """An HTTPS URL on a domain name (Runway fetches it itself), an image (`video`: a video) data
+    URI up to 5 MB, or a `runway://` URI of an upload."""
     if not isinstance(value, str) or not value:
         issues.add(path, "Expected a non-empty string (an HTTPS URL or a data URI)", "invalid_type",
                    expected="string")
         return
+    if value.startswith("runway://"):
+        return  # an upload: resolved (for the calling key only) once the body is valid (uploads.py)
     if value[:5].lower() == "data:":
-        match = (VIDEO_DATA_URI if video else DATA_URI).match(value)
+        match = (AUDIO_DATA_URI if audio else VIDEO_DATA_URI if video else DATA_URI).match(value)
         if match is None:
-            issues.add(path, "A data URI must be data:video/(mp4|quicktime|webm);base64,..." if video
+            issues.add(path, "A data URI must be data:audio/(mpeg|wav|ogg|flac|aac|mp4|webm);base64,..." if audio
+                       else "A data URI must be data:video/(mp4|quicktime|webm);base64,..." if video
                        else "A data URI must be data:image/(png|jpeg|webp|gif);base64,...")
             return
         payload = value[match.end():]

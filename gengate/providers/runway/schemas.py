@@ -98,6 +98,44 @@ class RunwayVideoUpscale(_Open):
     smartGrain: int | None = Field(default=None, ge=0, le=100)
 
 
+class RunwayImageReference(_Open):
+    type: Literal["image"]
+    uri: str
+
+
+class RunwayVideoToVideo(_Open):
+    """`POST /runway/v1/video_to_video`: `gen4_aleph` edits the first 5 s of `videoUri` as told."""
+
+    model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [
+        {"model": "gen4_aleph", "videoUri": "https://example.com/street.mp4", "promptText": "make it snow",
+         "ratio": "1280:720"}]})
+
+    model: Literal["gen4_aleph"]
+    videoUri: str = Field(description="An HTTPS URL on a domain name, a video data URI up to 5 MB, or a "
+                                      "`runway://` URI from `POST /runway/v1/uploads`")
+    promptText: str = Field(max_length=1000)
+    ratio: str = Field(examples=["1280:720", "720:1280", "960:960"])
+    references: list[RunwayImageReference] | None = Field(default=None, max_length=1)
+    seed: int | None = Field(default=None, ge=0, le=4294967295)
+    contentModeration: RunwayContentModeration | None = None
+
+
+class RunwayUploadStart(BaseModel):
+    """`POST /runway/v1/uploads`: step 1 of an ephemeral upload."""
+
+    filename: str = Field(examples=["cat.png"])
+    type: Literal["ephemeral"] = "ephemeral"
+
+
+class RunwayUploadStarted(BaseModel):
+    """Post the file to `uploadUrl` as `multipart/form-data` with `fields` first (no Authorization),
+    then use `runwayUri` (valid 24 h, for this key) as a create's media URI."""
+
+    uploadUrl: str
+    fields: dict[str, str]
+    runwayUri: str = Field(examples=["runway://gengate/1765000000-AbCdEfGhIjKlMnOpQrStUv"])
+
+
 class RunwayModelLimits(BaseModel):
     maxConcurrentGenerations: int | None = None
     maxDailyGenerations: int | None = None

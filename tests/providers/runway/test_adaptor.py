@@ -225,6 +225,43 @@ async def test_upscales_price_per_image_and_per_reported_second():
     assert A.final_price(video, done(True), TABLE) == 40 * 10 * 10_000
 
 
+async def test_video_to_video_reserves_five_seconds_and_settles_on_the_reported_cost():
+    units = await _units("video_to_video", {"model": "gen4_aleph", "videoUri": "https://x.example/v.mp4",
+                                            "promptText": "snow", "ratio": "1280:720"})
+    assert A.price(units, TABLE) == 5 * 15 * 10_000
+    out = (OutputSpec("video", None, {"url": "https://x.example/v.mp4"}, {"index": 0, "credits": 30}),)
+    assert A.final_price(units, out, TABLE) == 2 * 15 * 10_000
+
+
+async def test_audio_prices_per_50_characters_or_per_slice_of_seconds():
+    voice = {"type": "runway-preset", "presetId": "Maya"}
+    speech = await _units("text_to_speech", {"model": "eleven_v3", "promptText": "x" * 101, "voice": voice})
+    assert A.price(speech, TABLE) == 3 * 10_000
+    sfx = await _units("sound_effect", {"model": "mirelo_sfx_2_0", "promptText": "x", "duration": 7,
+                                        "numVariants": 3})
+    assert A.price(sfx, TABLE) == 2 * 3 * 10_000
+    isolation = await _units("voice_isolation", {"model": "eleven_voice_isolation",
+                                                 "audioUri": "https://x.example/a.mp3"})
+    assert A.price(isolation, TABLE) == 34 * 10_000  # 200 s in slices of 6 s
+
+    def done(credits: int) -> tuple[OutputSpec, ...]:
+        return (OutputSpec("audio", None, {"url": "https://x.example/a.mp3"}, {"index": 0, "credits": credits}),)
+
+    assert A.final_price(isolation, done(3), TABLE) == 3 * 10_000
+    assert A.final_price(isolation, done(500), TABLE) == 34 * 10_000  # never above the reservation
+    custom = PriceTable([PRICES], {"runway:audio_unit:eleven_voice_isolation": 1})
+    assert A.price(isolation, custom) == 34
+    act = await _units("character_performance", {
+        "model": "act_two", "character": {"type": "image", "uri": "https://x.example/a.png"},
+        "reference": {"type": "video", "uri": "https://x.example/v.mp4"}})
+    assert A.price(act, TABLE) == 20 * 5 * 10_000
+    ref = TaskRef(upstream_id=REF.upstream_id, action="text_to_speech", model="eleven_v3", upstream_request={},
+                  marker="m")
+    body = {"id": REF.upstream_id, "status": "SUCCEEDED", "createdAt": "2025-06-03T14:00:00.000Z",
+            "output": ["https://cdn.example/a.mp3"], "cost": {"credits": 1}}
+    assert A.parse_poll(reply(200, body), ref).outputs[0].kind == "audio"
+
+
 def test_a_succeeded_poll_keeps_runways_cost_for_the_settlement():
     ref = TaskRef(upstream_id=REF.upstream_id, action="video_upscale", model="enhance_frame_rate",
                   upstream_request={}, marker="m")
@@ -244,6 +281,8 @@ def test_a_succeeded_poll_keeps_runways_cost_for_the_settlement():
     ({"model": "enhance_frame_rate", "videoUri": "https://x.example/a.mp4", "targetFramerate": "30"},
      "video_upscale"),
     ({"model": "gen4_turbo", "promptImage": "https://x.example/a.png", "ratio": "960:960"}, "image_to_video"),
+    ({"model": "gen4_aleph", "videoUri": "https://x.example/a.mp4", "promptText": "x", "ratio": "960:960"},
+     "video_to_video"),
 ])
 async def test_prepare_without_a_path_takes_the_action_from_the_model(body, action):
     assert (await A.prepare(body, NoStash())).action == action

@@ -71,9 +71,13 @@ async def test_openapi_documents_the_runway_routes(server, http):
     assert "post" in paths["/runway/v1/image_to_video"] and "post" in paths["/runway/v1/text_to_image"]
     assert {"get", "delete"} <= set(paths["/runway/v1/tasks/{task_id}"])
     assert "requestBody" in paths["/runway/v1/image_to_video"]["post"]
-    for action in ("text_to_video", "image_upscale", "video_upscale"):
+    for action in ("text_to_video", "image_upscale", "video_upscale", "video_to_video", "character_performance",
+                   "text_to_speech", "sound_effect", "speech_to_speech", "voice_dubbing", "voice_isolation",
+                   "video_to_audio"):
         assert "requestBody" in paths[f"/runway/v1/{action}"]["post"], action
     assert "get" in paths["/runway/v1/organization"] and "post" in paths["/runway/v1/organization/usage"]
+    assert "requestBody" in paths["/runway/v1/uploads"]["post"] and "post" in paths["/runway/v1/uploads/form"]
+    assert not paths["/runway/v1/uploads/form"]["post"].get("security")  # the signed fields are the credential
 
 
 async def test_a_task_survives_a_restart_of_the_sandbox_server(server, fast_polls):
