@@ -60,7 +60,8 @@ _LIVE = ("PENDING", "THROTTLED", "RUNNING")
 # upscale: 10 credits an image, whatever the scale (gengate's own figure: neither runway.md nor the SDK
 # states a rate; override `runway:image:magnific_precision_upscaler_v2:upscale` in `[prices]`). Video
 # upscale, a second of the input (gengate's own figures too): magnific_video_upscaler_creative 10,
-# enhance_frame_rate 2; 40 s are reserved and the seconds billed are Runway's reported cost at that rate.
+# enhance_frame_rate 2; 40 s are reserved (the core caps any shipped reservation at 1,000,000 credits:
+# gengate/core/pricing.py) and the seconds billed are Runway's reported cost at that rate.
 # Video to video: gen4_aleph 15 a second (Runway's published rate; an estimate, override it), 5 s (the
 # most it edits) reserved, settled like the video upscale from the cost Runway reports. Character
 # performance: act_two 5 a second (Runway's rate), 30 s (the longest reference) reserved, settled from

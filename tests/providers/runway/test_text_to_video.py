@@ -51,9 +51,9 @@ async def test_gen45_text_to_video_is_a_playable_mp4_billed_per_second(setup, ht
 
 @pytest.mark.parametrize(("model", "audio", "duration", "credits"), [
     ("veo3.1_fast", False, 4, 40),  # 10 a second without sound
-    ("veo3.1_fast", None, None, 120),  # sound by default (15 a second), 8 s by default
-    ("veo3.1", True, 6, 240),  # 40 a second with sound
-])
+    ("veo3.1_fast", None, None, 100),  # sound by default (15 a second), 8 s by default: 120, capped
+    ("veo3.1", True, 6, 100),  # 40 a second with sound: 240, capped (interface.md: no shipped price
+])                              # exceeds 1,000,000 gengate credits, 100 Runway credits, per request
 async def test_veo_prices_follow_duration_and_audio(setup, http, fast_polls, model, audio, duration, credits):
     server, _ = setup
     name, key = server.make_named_key(credits=5_000_000)
