@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import io
 import re
+from collections.abc import Iterator
 from typing import Any
 
 import aiohttp
@@ -115,3 +116,17 @@ def probe_png(data: bytes) -> tuple[int, int]:
         img.load()
         assert img.format == "PNG", img.format
         return img.size
+
+
+def runway_gateway(make_server: Any, emulator: Any, name: str, models: str | None = None) -> Iterator[tuple[Any, str]]:
+    """For a module fixture (`yield from runway_gateway(...)`): a `gengate serve` (no sandbox) whose one
+    Runway channel `name` (serving `models`, else the provider's defaults) is the standalone emulator
+    with a secret of its own; yields (server, secret); clears the emulator's faults after the module."""
+    server = make_server(sandbox=False, start=False)
+    secret = emulator.new_secret()
+    server.add_channel("runway", emulator.provider_url("runway"), secret, name=name,
+                       extra=("--models", models) if models else ())
+    server.start()
+    server.upstream = emulator
+    yield server, secret
+    emulator.clear_faults()

@@ -13,7 +13,7 @@ from typing import Any
 
 import av
 import pytest
-from harness.runway import RunwayRaw, assert_runway_error, download, sdk
+from harness.runway import RunwayRaw, assert_runway_error, download, runway_gateway, sdk
 from runwayml.lib import polling
 from runwayml.types.task_retrieve_response import Failed, Succeeded
 
@@ -44,14 +44,7 @@ def probe_mp3(data: bytes) -> float:
 
 @pytest.fixture(scope="module")
 def setup(make_server, emulator):
-    server = make_server(sandbox=False, start=False)
-    secret = emulator.new_secret()
-    server.add_channel("runway", emulator.provider_url("runway"), secret, name="rw-audio",
-                       extra=("--models", "eleven_*,mirelo_sfx_2_0,seed_audio"))
-    server.start()
-    server.upstream = emulator
-    yield server, secret
-    emulator.clear_faults()
+    yield from runway_gateway(make_server, emulator, "rw-audio", "eleven_*,mirelo_sfx_2_0,seed_audio")
 
 
 async def _done(created: Any) -> Succeeded:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import base64
 
 import pytest
-from harness.runway import RunwayRaw, assert_runway_error, download, png_data_uri, probe_mp4, sdk
+from harness.runway import RunwayRaw, assert_runway_error, download, png_data_uri, probe_mp4, runway_gateway, sdk
 from runwayml.lib import polling
 from runwayml.types.task_retrieve_response import Failed, Succeeded
 
@@ -30,13 +30,7 @@ def act(**over: object) -> dict[str, object]:
 
 @pytest.fixture(scope="module")
 def setup(make_server, emulator):
-    server = make_server(sandbox=False, start=False)
-    secret = emulator.new_secret()
-    server.add_channel("runway", emulator.provider_url("runway"), secret, name="rw-act", extra=("--models", "act_two"))
-    server.start()
-    server.upstream = emulator
-    yield server, secret
-    emulator.clear_faults()
+    yield from runway_gateway(make_server, emulator, "rw-act", "act_two")
 
 
 async def test_a_character_performs_for_the_references_length(setup, http, fast_polls):

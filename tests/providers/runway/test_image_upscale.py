@@ -5,7 +5,7 @@ input's size, Runway's 400 with `issues` for a bad body before anything is saved
 from __future__ import annotations
 
 import pytest
-from harness.runway import RunwayRaw, assert_runway_error, download, png_data_uri, probe_png, sdk
+from harness.runway import RunwayRaw, assert_runway_error, download, png_data_uri, probe_png, runway_gateway, sdk
 from runwayml.types.task_retrieve_response import Succeeded
 
 pytestmark = pytest.mark.timeout(180)
@@ -15,13 +15,7 @@ CREDIT = 10_000
 
 @pytest.fixture(scope="module")
 def setup(make_server, emulator):
-    server = make_server(sandbox=False, start=False)
-    secret = emulator.new_secret()
-    server.add_channel("runway", emulator.provider_url("runway"), secret, name="rw-upscale",
-                       extra=("--models", "magnific_precision_upscaler_v2"))
-    server.start()
-    server.upstream = emulator
-    return server, secret
+    yield from runway_gateway(make_server, emulator, "rw-upscale", "magnific_precision_upscaler_v2")
 
 
 @pytest.mark.parametrize(("scale", "size"), [(None, (128, 72)), (4, (256, 144))])

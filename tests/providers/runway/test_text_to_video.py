@@ -8,7 +8,7 @@ from __future__ import annotations
 import openai
 import pytest
 import runwayml
-from harness.runway import RunwayRaw, assert_runway_error, download, probe_mp4, sdk
+from harness.runway import RunwayRaw, assert_runway_error, download, probe_mp4, runway_gateway, sdk
 from runwayml.lib import polling
 from runwayml.types.task_retrieve_response import Failed, Succeeded
 
@@ -19,13 +19,7 @@ CREDIT = 10_000  # gengate credits in one Runway credit
 
 @pytest.fixture(scope="module")
 def setup(make_server, emulator):
-    server = make_server(sandbox=False, start=False)
-    secret = emulator.new_secret()
-    server.add_channel("runway", emulator.provider_url("runway"), secret, name="rw-all")
-    server.start()
-    server.upstream = emulator
-    yield server, secret
-    emulator.clear_faults()
+    yield from runway_gateway(make_server, emulator, "rw-all")
 
 
 async def test_gen45_text_to_video_is_a_playable_mp4_billed_per_second(setup, http, fast_polls):

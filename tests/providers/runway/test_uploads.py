@@ -12,7 +12,7 @@ import os
 import aiohttp
 import pytest
 import runwayml
-from harness.runway import RunwayRaw, assert_runway_error, download, probe_mp4, probe_png, sdk
+from harness.runway import RunwayRaw, assert_runway_error, download, probe_mp4, probe_png, runway_gateway, sdk
 from PIL import Image
 from runwayml.lib import polling
 from runwayml.types.task_retrieve_response import Failed, Succeeded
@@ -32,13 +32,7 @@ def png_bytes(width: int, height: int) -> bytes:
 
 @pytest.fixture(scope="module")
 def setup(make_server, emulator):
-    server = make_server(sandbox=False, start=False)
-    secret = emulator.new_secret()
-    server.add_channel("runway", emulator.provider_url("runway"), secret, name="rw-up")
-    server.start()
-    server.upstream = emulator
-    yield server, secret
-    emulator.clear_faults()
+    yield from runway_gateway(make_server, emulator, "rw-up")
 
 
 async def test_an_uploaded_png_animates_with_image_to_video(setup, http, fast_polls):

@@ -8,7 +8,7 @@ from __future__ import annotations
 import base64
 
 import pytest
-from harness.runway import RunwayRaw, assert_runway_error, download, png_data_uri, probe_mp4, sdk
+from harness.runway import RunwayRaw, assert_runway_error, download, png_data_uri, probe_mp4, runway_gateway, sdk
 from runwayml.lib import polling
 from runwayml.types.task_retrieve_response import Failed, Succeeded
 
@@ -31,14 +31,7 @@ def v2v(**over: object) -> dict[str, object]:
 
 @pytest.fixture(scope="module")
 def setup(make_server, emulator):
-    server = make_server(sandbox=False, start=False)
-    secret = emulator.new_secret()
-    server.add_channel("runway", emulator.provider_url("runway"), secret, name="rw-v2v",
-                       extra=("--models", "gen4_aleph"))
-    server.start()
-    server.upstream = emulator
-    yield server, secret
-    emulator.clear_faults()
+    yield from runway_gateway(make_server, emulator, "rw-v2v", "gen4_aleph")
 
 
 async def test_an_edited_video_is_a_playable_mp4_billed_for_the_seconds_runway_reports(setup, http, fast_polls):

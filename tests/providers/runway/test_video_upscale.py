@@ -8,7 +8,7 @@ from __future__ import annotations
 import base64
 
 import pytest
-from harness.runway import RunwayRaw, assert_runway_error, download, png_data_uri, probe_mp4, sdk
+from harness.runway import RunwayRaw, assert_runway_error, download, png_data_uri, probe_mp4, runway_gateway, sdk
 from runwayml.types.task_retrieve_response import Succeeded
 
 from gengate.emulator.media import MediaSpec, render
@@ -25,13 +25,7 @@ def mp4_data_uri(width: int, height: int, seconds: float) -> str:
 
 @pytest.fixture(scope="module")
 def setup(make_server, emulator):
-    server = make_server(sandbox=False, start=False)
-    secret = emulator.new_secret()
-    server.add_channel("runway", emulator.provider_url("runway"), secret, name="rw-vup",
-                       extra=("--models", "magnific_video_upscaler_creative,enhance_frame_rate"))
-    server.start()
-    server.upstream = emulator
-    return server, secret
+    yield from runway_gateway(make_server, emulator, "rw-vup", "magnific_video_upscaler_creative,enhance_frame_rate")
 
 
 async def test_an_upscaled_video_is_billed_for_the_seconds_runway_reports(setup, http, fast_polls):
